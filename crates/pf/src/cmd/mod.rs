@@ -1,0 +1,4 @@
+//! Subcommands of `pf`, one module each.
+
+/// Exit code for a usage or input error (a rejected proof or denied check has its own codes).
+pub const EXIT_ERROR: u8 = 3;
