@@ -33,7 +33,10 @@ pub fn shared_path(rel: &str) -> Option<PathBuf> {
     if in_ci() {
         panic!("CI=true but shared test data is missing: {}", p.display());
     }
-    eprintln!("SKIPPED: shared test data not found at {} (clone ../shared beside the repo to run this test)", p.display());
+    eprintln!(
+        "SKIPPED: shared test data not found at {} (clone ../shared beside the repo to run this test)",
+        p.display()
+    );
     None
 }
 

@@ -17,11 +17,15 @@ struct Cli {
 // One variant per component; each lives in `cmd/<name>.rs` with its own `Args` and `run`.
 #[derive(Subcommand)]
 enum Command {
+    /// Agent specs: lint, init, fmt, digest, schema.
+    #[command(subcommand)]
+    Spec(cmd::spec::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: miette::Result<ExitCode> = match cli.command {
+        Command::Spec(args) => cmd::spec::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,9 @@
 //! Subcommands of `pf`, one module each.
 
+pub mod spec;
+
+/// Exit code for input that was read and found invalid (a failed lint, a failed verification).
+pub const EXIT_INVALID: u8 = 1;
+
 /// Exit code for a usage or input error (a rejected proof or denied check has its own codes).
 pub const EXIT_ERROR: u8 = 3;
