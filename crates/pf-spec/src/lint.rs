@@ -33,6 +33,7 @@ pub fn lint(spec: &AgentSpec, name: &str, text: &str, base_dir: Option<&Path>) -
     linter.resources(spec);
     linter.proofs(spec);
     linter.signers(spec);
+    linter.namespaces(spec);
     linter
         .out
         .sort_by_key(|d| d.location.map(|l| l.offset).unwrap_or(usize::MAX));
@@ -445,6 +446,21 @@ impl Linter<'_> {
                 path,
                 Diagnostic::error(p).with_help("paths are relative to the spec file's directory"),
             );
+        }
+    }
+
+    fn namespaces(&mut self, spec: &AgentSpec) {
+        for ns in &spec.namespaces {
+            if !is_dns_label(ns) {
+                let p = Problem::WrongType {
+                    path: "namespaces".into(),
+                    detail: format!(
+                        "`{}` is not a valid Kubernetes namespace name (a DNS label)",
+                        ns.as_str()
+                    ),
+                };
+                self.push(ns, Diagnostic::error(p));
+            }
         }
     }
 

@@ -41,6 +41,10 @@ pub struct AgentSpec {
     /// Who must sign the bundle: k-of-n trusted keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signers: Option<Signers>,
+    /// Kubernetes namespaces the agent may be deployed in; empty means any labelled namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub namespaces: Vec<Spanned<String>>,
 }
 
 /// One thing the agent may do, with its constraints.

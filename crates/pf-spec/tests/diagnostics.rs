@@ -338,3 +338,10 @@ fn rendered_diagnostic_shows_file_line_and_caret() {
     assert!(out.contains("did you mean `capabilities`?"), "{out}");
     assert!(out.contains("capabilites:"), "{out}");
 }
+
+#[test]
+fn namespaces_must_be_dns_labels() {
+    let (p, line, col, _) = first(&format!("{SEED}namespaces: [prod, Bad_NS]\n"));
+    assert!(matches!(p, Problem::WrongType { .. }), "{p:?}");
+    assert_eq!((line, col), (8, 20));
+}
