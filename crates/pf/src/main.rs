@@ -17,11 +17,17 @@ struct Cli {
 // One variant per component; each lives in `cmd/<name>.rs` with its own `Args` and `run`.
 #[derive(Subcommand)]
 enum Command {
+    /// Inspect, sign and verify agent bundles.
+    Bundle(cmd::bundle::Args),
+    /// Manage Ed25519 signing keys.
+    Key(cmd::key::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: miette::Result<ExitCode> = match cli.command {
+        Command::Bundle(args) => cmd::bundle::run(args),
+        Command::Key(args) => cmd::key::run(args),
     };
     match result {
         Ok(code) => code,
