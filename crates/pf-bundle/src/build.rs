@@ -21,7 +21,7 @@ use crate::manifest::{
 use crate::path::{BundlePath, MANIFEST_PATH, PathError, SPEC_PATH};
 
 /// Compression level used for every bundle (part of the format: changing it changes digests).
-pub const GZIP_LEVEL: u32 = 6;
+pub const GZIP_LEVEL: u32 = 1;
 
 /// Why a bundle could not be built.
 #[derive(Debug, thiserror::Error)]

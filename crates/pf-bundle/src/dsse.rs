@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
@@ -268,12 +267,44 @@ pub(crate) struct Candidate {
     pub(crate) sig: Signature,
 }
 
-/// Rejects signatures whose R is not a point or has small order, so that batch verification
-/// (cofactorless equation) accepts exactly what `verify_strict` accepts.
+/// Every 32-byte encoding of a small-order Edwards point: the eight torsion points with either
+/// sign bit, plus the non-canonical encodings `p` and `p + 1` (y = 0 and y = 1 written as y + p;
+/// only y < 19 has such an encoding). Computed once from curve25519-dalek's `EIGHT_TORSION`.
+fn small_order_encodings() -> &'static [[u8; 32]] {
+    static SET: std::sync::OnceLock<Vec<[u8; 32]>> = std::sync::OnceLock::new();
+    SET.get_or_init(|| {
+        let mut out = Vec::with_capacity(20);
+        for p in curve25519_dalek::constants::EIGHT_TORSION {
+            let c = p.compress().to_bytes();
+            let mut flipped = c;
+            flipped[31] ^= 0x80;
+            out.extend([c, flipped]);
+        }
+        // p = 2^255 - 19 (little-endian), and p + 1.
+        let mut p = [0xffu8; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        let mut p1 = p;
+        p1[0] = 0xee;
+        for mut e in [p, p1] {
+            out.push(e);
+            e[31] |= 0x80;
+            out.push(e);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    })
+}
+
+/// Keeps signatures whose R has small order out of batches, so that batch verification
+/// (cofactorless equation, no small-order check) accepts exactly what `verify_strict` accepts.
+/// A table lookup instead of a point decompression keeps the batch fast; an R that is not a
+/// point at all makes the batch fail and is then rejected one by one.
 pub(crate) fn r_is_acceptable(sig: &Signature) -> bool {
-    CompressedEdwardsY(*sig.r_bytes())
-        .decompress()
-        .is_some_and(|r| !r.is_small_order())
+    small_order_encodings()
+        .binary_search(sig.r_bytes())
+        .is_err()
 }
 
 /// Strict single verification (RFC 8032 §5.1.7 plus small-order and canonical-S checks).
@@ -303,6 +334,42 @@ pub(crate) fn tally(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_order_table_matches_decompression() {
+        use curve25519_dalek::edwards::CompressedEdwardsY;
+        let table = small_order_encodings();
+        assert_eq!(
+            table.len(),
+            14,
+            "8 torsion points, x = 0 sign variants, p and p + 1"
+        );
+        for e in table {
+            let point = CompressedEdwardsY(*e).decompress().expect("decompresses");
+            assert!(point.is_small_order());
+        }
+        // Every low y (where non-canonical encodings live) and ordinary signatures agree too.
+        for y in 0u8..=40 {
+            for sign in [0u8, 0x80] {
+                let mut e = [0u8; 32];
+                e[0] = y;
+                e[31] = sign;
+                let small = CompressedEdwardsY(e)
+                    .decompress()
+                    .is_some_and(|p| p.is_small_order());
+                assert_eq!(
+                    small,
+                    table.binary_search(&e).is_ok(),
+                    "y = {y}, sign {sign}"
+                );
+            }
+        }
+        let sig = SigningKey::from_bytes(&[9; 32]).sign(b"m");
+        assert!(r_is_acceptable(&sig));
+        let mut bytes = sig.to_bytes();
+        bytes[..32].copy_from_slice(&table[3]);
+        assert!(!r_is_acceptable(&Signature::from_bytes(&bytes)));
+    }
 
     #[test]
     fn pae_matches_the_dsse_spec_example() {

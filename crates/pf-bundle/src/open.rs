@@ -513,7 +513,8 @@ impl<'l> Walk<'l> {
 
 /// Reads exactly `size` bytes of an entry whose size was already checked against the limits.
 fn read_exact<R: Read>(entry: &mut R, size: u64) -> Result<Vec<u8>, EntryFail> {
-    let mut data = Vec::with_capacity(size as usize);
+    // The header size is untrusted until the data arrives: bound the up-front allocation.
+    let mut data = Vec::with_capacity(size.min(1 << 20) as usize);
     entry
         .take(size)
         .read_to_end(&mut data)
