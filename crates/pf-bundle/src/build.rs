@@ -85,6 +85,26 @@ pub struct BuiltBundle {
     pub manifest_digest: Sha256Digest,
 }
 
+impl BuiltBundle {
+    /// The conventional file name, `NAME-VERSION.pfb`.
+    pub fn file_name(&self) -> String {
+        self.manifest.bundle_file_name()
+    }
+
+    /// Writes the archive to `path` via a temporary file, fsync and rename, so a crash never
+    /// leaves a partial bundle under the final name.
+    pub fn write(&self, path: &Path) -> io::Result<()> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(&self.bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)
+    }
+}
+
 /// Collects files in memory and writes a deterministic bundle.
 #[derive(Debug, Clone)]
 pub struct BundleBuilder {

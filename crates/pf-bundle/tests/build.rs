@@ -317,3 +317,15 @@ fn extract_writes_every_file_into_a_fresh_directory() {
         "refuses an existing destination"
     );
 }
+
+#[test]
+fn built_bundle_writes_under_its_conventional_name() {
+    let built = sample_bundle();
+    assert_eq!(built.file_name(), "ai-agent-1.0.0.pfb");
+    let d = tempfile::tempdir().expect("tmp");
+    let path = d.path().join(built.file_name());
+    built.write(&path).expect("write");
+    assert_eq!(fs::read(&path).expect("read"), built.bytes);
+    let opened = pf_bundle::open_file(&path, &Limits::default()).expect("open_file");
+    assert_eq!(opened.digest, built.digest);
+}
