@@ -176,6 +176,9 @@ impl BundleBuilder {
 
     /// Writes the archive.
     pub fn build(&self) -> Result<BuiltBundle, BuildError> {
+        if !self.files.keys().any(|p| p.as_str() == SPEC_PATH) {
+            return Err(BuildError::NoSpec);
+        }
         let manifest = self.manifest();
         manifest.check()?;
         self.check_limits(&manifest)?;

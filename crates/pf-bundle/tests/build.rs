@@ -255,8 +255,8 @@ fn builder_rejects_duplicates_missing_spec_bad_names_and_limits() {
     b.add_file("x", vec![1]).expect("first");
     assert!(matches!(b.add_file("x", vec![2]), Err(BuildError::Duplicate(p)) if p == "x"));
     assert!(
-        matches!(b.build(), Err(BuildError::Spec(_))),
-        "no spec listed"
+        matches!(b.build(), Err(BuildError::NoSpec)),
+        "no spec added"
     );
     assert!(BundleBuilder::new("", "1").is_err());
     assert!(BundleBuilder::new("a\nb", "1").is_err());
