@@ -16,7 +16,7 @@ pub(crate) fn flat<E: std::fmt::Display>(e: E) -> miette::Report {
 }
 
 /// Exit code when a bundle fails verification (bad signature, digest or policy).
-pub const EXIT_REJECTED: u8 = 2;
+pub const EXIT_REJECTED: u8 = 1;
 
 /// Inspect, sign and verify agent bundles.
 #[derive(clap::Args)]
