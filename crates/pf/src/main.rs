@@ -17,15 +17,24 @@ struct Cli {
 // One variant per component; each lives in `cmd/<name>.rs` with its own `Args` and `run`.
 #[derive(Subcommand)]
 enum Command {
+    /// Run the main job end to end on the example agents (no external services).
+    Demo(cmd::demo::Args),
     /// Agent specs: lint, init, fmt, digest, schema.
     #[command(subcommand)]
     Spec(cmd::spec::Args),
+    /// Inspect, sign and verify agent bundles.
+    Bundle(cmd::bundle::Args),
+    /// Manage Ed25519 signing keys.
+    Key(cmd::key::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: miette::Result<ExitCode> = match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Spec(args) => cmd::spec::run(args),
+        Command::Bundle(args) => cmd::bundle::run(args),
+        Command::Key(args) => cmd::key::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,10 @@
 //! Subcommands of `pf`, one module each.
 
+pub mod bundle;
+pub mod demo;
+pub mod key;
 pub mod spec;
+pub mod trust;
 
 /// Exit code for input that was read and found invalid (a failed lint, a failed verification).
 pub const EXIT_INVALID: u8 = 1;
