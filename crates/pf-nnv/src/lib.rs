@@ -10,11 +10,13 @@ pub mod error;
 pub mod network;
 pub mod nnet;
 pub mod onnx;
+pub mod property;
 
 use std::path::Path;
 
 pub use error::{CheckError, ModelError, PropertyError};
 pub use network::{Dense, Layer, Network, Normalization};
+pub use property::{Case, OutputConstraint, Property, load_property};
 
 /// Read a model file, choosing the reader by extension (`.nnet` or `.onnx`).
 pub fn load_network(path: &Path) -> Result<Network, ModelError> {
