@@ -6,17 +6,22 @@
 //! best-first branch and bound over input splits, and every `sat` answer carries a counterexample
 //! re-evaluated on the network before it is reported.
 
+pub mod bounds;
 pub mod error;
+pub mod lp;
 pub mod network;
 pub mod nnet;
 pub mod onnx;
 pub mod property;
+pub mod search;
+pub mod sound;
 
 use std::path::Path;
 
 pub use error::{CheckError, ModelError, PropertyError};
 pub use network::{Dense, Layer, Network, Normalization};
 pub use property::{Case, OutputConstraint, Property, load_property};
+pub use search::{Counterexample, Options, Outcome, Statistics, Verdict, check};
 
 /// Read a model file, choosing the reader by extension (`.nnet` or `.onnx`).
 pub fn load_network(path: &Path) -> Result<Network, ModelError> {
