@@ -147,8 +147,8 @@ pub fn maximize(a: &[f64], b: &[f64], c: &[f64]) -> LpOutcome {
         dict.d[i * w + n] = -1.0;
         dict.d[i * w + n + 1] = b[i];
     }
-    for j in 0..n {
-        dict.d[m * w + j] = -c[j];
+    for (j, cj) in c.iter().enumerate() {
+        dict.d[m * w + j] = -cj;
     }
     dict.d[(m + 1) * w + n] = 1.0;
     let mut pivots = 0;
@@ -203,6 +203,7 @@ pub fn maximize(a: &[f64], b: &[f64], c: &[f64]) -> LpOutcome {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -164,7 +164,7 @@ pub fn parse_nnet(text: &str) -> Result<Network, ModelError> {
     let input_max = t.numbers(input_size, "input maximum")?;
     let means = t.numbers(input_size + 1, "mean")?;
     let ranges = t.numbers(input_size + 1, "range")?;
-    if ranges.iter().any(|r| *r == 0.0) {
+    if ranges.contains(&0.0) {
         return Err(ModelError::NNet {
             line: 7,
             column: 1,
@@ -202,6 +202,7 @@ pub fn parse_nnet(text: &str) -> Result<Network, ModelError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

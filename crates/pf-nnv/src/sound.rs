@@ -96,20 +96,21 @@ pub fn box_max(a: &[f64], lo: &[f64], hi: &[f64]) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn dot_bounds_enclose_an_exactly_known_sum() {
-        // 0.1*3 summed ten times: exact value 3.0 (as reals, with 0.1 the f64 nearest 1/10
-        // the exact value is 3 * 0.1f64 * 10, which lies within the bounds).
+        // Ten products 0.1 * 3 (0.1 as the nearest f64): the exact real sum is 30 * 0.1f64,
+        // a value the f64 sum misses by rounding; the bounds must enclose it.
         let a = vec![0.1; 10];
         let b = vec![3.0; 10];
-        let exact = 0.1f64 as f64; // the f64 value of 0.1 is slightly above 1/10
         let lower = dot_down(&a, &b);
         let upper = dot_up(&a, &b);
         assert!(lower < upper);
-        assert!(lower <= 30.0 * exact && 30.0 * exact <= upper);
+        // Exact sum is 3 + 1.67e-16: above 3.0, below the next f64.
+        assert!(lower <= 3.0 && upper > 3.0);
         assert!(upper - lower < 1e-12);
     }
 

@@ -1,5 +1,7 @@
 //! NNet and ONNX readers on the real ACAS Xu networks.
 
+#![allow(clippy::unwrap_used)]
+
 use pf_nnv::{Layer, load_network};
 
 fn acas(rel: &str) -> Option<std::path::PathBuf> {

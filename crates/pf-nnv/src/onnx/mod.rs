@@ -496,6 +496,7 @@ pub fn parse_onnx(bytes: &[u8]) -> Result<Network, ModelError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -128,6 +128,7 @@ pub fn parse_marabou(text: &str) -> Result<Property, PropertyError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -325,6 +325,7 @@ pub fn parse_vnnlib(text: &str) -> Result<Property, PropertyError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
