@@ -17,11 +17,14 @@ struct Cli {
 // One variant per component; each lives in `cmd/<name>.rs` with its own `Args` and `run`.
 #[derive(Subcommand)]
 enum Command {
+    /// Neural-network verification (NNet/ONNX models, VNN-LIB/Marabou properties).
+    Nnv(cmd::nnv::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: miette::Result<ExitCode> = match cli.command {
+        Command::Nnv(args) => cmd::nnv::run(args),
     };
     match result {
         Ok(code) => code,
