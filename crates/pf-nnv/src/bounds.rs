@@ -150,6 +150,12 @@ fn back_to_input(
 impl Analysis {
     /// Bounds of every layer over the box `[lo, hi]`.
     pub fn run(net: &Network, lo: &[f64], hi: &[f64]) -> Self {
+        Self::run_within(net, lo, hi, None)
+    }
+
+    /// As [`Analysis::run`], intersecting with `prior`: bounds computed for a box containing
+    /// `[lo, hi]` (a parent in the search), which stay valid on the smaller box.
+    pub fn run_within(net: &Network, lo: &[f64], hi: &[f64], prior: Option<&Analysis>) -> Self {
         let mut values = vec![Interval {
             lo: lo.to_vec(),
             hi: hi.to_vec(),
@@ -163,6 +169,12 @@ impl Analysis {
                 },
                 Layer::Dense(d) => {
                     let mut iv = dense_interval(d, v);
+                    if let Some(p) = prior.and_then(|p| p.values.get(j + 1)) {
+                        for i in 0..d.rows {
+                            iv.lo[i] = iv.lo[i].max(p.lo[i]);
+                            iv.hi[i] = iv.hi[i].min(p.hi[i]);
+                        }
+                    }
                     // Tighten the neurons a ReLU will have to relax; the first layer's interval is
                     // already the exact range of an affine map over a box.
                     let relu_next = matches!(net.layers.get(j + 1), Some(Layer::Relu));

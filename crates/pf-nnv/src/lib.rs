@@ -8,6 +8,7 @@
 
 pub mod bounds;
 pub mod error;
+pub mod falsify;
 pub mod lp;
 pub mod network;
 pub mod nnet;

@@ -124,7 +124,7 @@ fn acas_xu_easy_instances_agree_with_expected_verdicts() {
             .unwrap();
         let n = load_network(&acas(&format!("onnx/{onnx}")).unwrap()).unwrap();
         let p = load_property(&acas(&format!("vnnlib/{vnn}")).unwrap()).unwrap();
-        let out = check(&n, &p, &opts(20)).unwrap();
+        let out = check(&n, &p, &opts(10)).unwrap();
         match &out.verdict {
             Verdict::Sat { counterexample } => {
                 assert_eq!(want, "sat", "{net} prop {prop}");
