@@ -5,7 +5,7 @@ use crate::error::ModelError;
 /// Most neurons in any one layer we accept from an untrusted model file.
 pub const MAX_LAYER_WIDTH: usize = 1 << 16;
 /// Most weights (all layers together) we accept from an untrusted model file.
-pub const MAX_PARAMETERS: usize = 1 << 26;
+pub const MAX_PARAMETERS: usize = 1 << 24;
 
 /// One affine layer `y = W x + b`, with `W` stored row-major (`rows` outputs by `cols` inputs).
 #[derive(Debug, Clone, PartialEq)]

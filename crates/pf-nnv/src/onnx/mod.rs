@@ -36,7 +36,17 @@ enum Value {
 }
 
 fn numel(dims: &[usize]) -> usize {
-    dims.iter().product()
+    dims.iter().fold(1usize, |a, &d| a.saturating_mul(d))
+}
+
+/// Refuse n-by-n helper layers (bias, scale) that would not fit the parameter limit.
+fn square_fits(n: usize) -> Result<(), ModelError> {
+    if n.saturating_mul(n) > MAX_PARAMETERS {
+        return Err(ModelError::Shape(format!(
+            "element-wise operation on {n} values exceeds the parameter limit"
+        )));
+    }
+    Ok(())
 }
 
 fn tensor_from_proto(t: &TensorProto) -> Result<Tensor, ModelError> {
@@ -177,6 +187,7 @@ impl Lowering {
             return Ok(());
         }
         let n = c.len();
+        square_fits(n)?;
         let mut w = vec![0.0; n * n];
         (0..n).for_each(|i| w[i * n + i] = 1.0);
         self.push_dense(Dense::new(n, n, w, c)?);
@@ -185,6 +196,7 @@ impl Lowering {
 
     fn scale(&mut self, s: Vec<f64>, c: Vec<f64>) -> Result<(), ModelError> {
         let n = s.len();
+        square_fits(n)?;
         let mut w = vec![0.0; n * n];
         (0..n).for_each(|i| w[i * n + i] = s[i]);
         self.push_dense(Dense::new(n, n, w, c)?);
