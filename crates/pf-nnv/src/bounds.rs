@@ -235,9 +235,13 @@ impl Analysis {
 
 /// `min over the box of coef . y` is at least this (sound).
 pub fn concrete_lower(net: &Network, analysis: &Analysis, coef: &[f64]) -> f64 {
+    concrete_lower_from(analysis, &analysis.lower_bound(net, coef), coef)
+}
+
+/// As [`concrete_lower`], reusing an already back-substituted linear bound of `coef . y`.
+pub fn concrete_lower_from(analysis: &Analysis, linear: &LinearBound, coef: &[f64]) -> f64 {
     let (lo, hi) = (&analysis.values[0].lo, &analysis.values[0].hi);
-    let lb = analysis.lower_bound(net, coef).min_over(lo, hi);
     // The interval bound may be better when the relaxation is loose.
     let out = analysis.output();
-    lb.max(box_min(coef, &out.lo, &out.hi))
+    linear.min_over(lo, hi).max(box_min(coef, &out.lo, &out.hi))
 }

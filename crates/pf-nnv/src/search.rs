@@ -12,7 +12,7 @@ use std::collections::BinaryHeap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::bounds::{Analysis, LinearBound, concrete_lower};
+use crate::bounds::{Analysis, LinearBound, concrete_lower_from};
 use crate::lp::{LpOutcome, maximize};
 use crate::network::Network;
 use crate::property::{Case, Property};
@@ -198,7 +198,7 @@ fn process(net: &Network, t: &Target<'_>, node: &Node) -> NodeResult {
     let mut margins = Vec::with_capacity(k);
     for (c, oc) in t.coefs.iter().zip(&t.case.outputs) {
         let lb = analysis.lower_bound(net, c);
-        let m = concrete_lower(net, &analysis, c) - oc.rhs;
+        let m = concrete_lower_from(&analysis, &lb, c) - oc.rhs;
         // Refuted: coef . y > rhs everywhere on the box (>= suffices for strict constraints).
         if m > 0.0 || (oc.strict && m >= 0.0) {
             return NodeResult::Closed {
