@@ -18,6 +18,9 @@ use crate::network::Network;
 use crate::property::{Case, Property};
 use crate::sound::{add_down, add_up, box_min, dot_down, dot_error, mul_up};
 
+/// Most worker threads a check starts, whatever the options say.
+pub const MAX_THREADS: usize = 64;
+
 /// Search limits.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -380,7 +383,7 @@ pub fn check(net: &Network, prop: &Property, opts: &Options) -> Result<Outcome, 
     let wake = Condvar::new();
     let deadline = start + opts.timeout;
     std::thread::scope(|scope| {
-        for _ in 0..opts.threads.max(1) {
+        for _ in 0..opts.threads.clamp(1, MAX_THREADS) {
             scope.spawn(|| worker(net, &targets, opts, deadline, &shared, &wake));
         }
     });

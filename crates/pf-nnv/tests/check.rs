@@ -183,3 +183,37 @@ fn all_shared_properties_parse() {
         assert!(!p.cases.is_empty());
     }
 }
+
+#[test]
+fn nnet_with_marabou_property_matches_onnx_with_vnnlib() {
+    let (Some(nn), Some(mp)) = (
+        acas("nnet/ACASXU_experimental_v2a_4_5.nnet"),
+        acas("marabou_props/acas_property_4.txt"),
+    ) else {
+        return;
+    };
+    let out = check(
+        &load_network(&nn).unwrap(),
+        &load_property(&mp).unwrap(),
+        &opts(10),
+    )
+    .unwrap();
+    // 4_5 prop 4 is unsat in VNN-COMP; the NNet/Marabou pair must not contradict it.
+    assert!(
+        !matches!(out.verdict, Verdict::Sat { .. }),
+        "{:?}",
+        out.verdict
+    );
+    let (Some(nn), Some(mp)) = (
+        acas("nnet/ACASXU_experimental_v2a_1_9.nnet"),
+        acas("marabou_props/acas_property_3.txt"),
+    ) else {
+        return;
+    };
+    let net = load_network(&nn).unwrap();
+    let prop = load_property(&mp).unwrap();
+    let Verdict::Sat { counterexample } = check(&net, &prop, &opts(10)).unwrap().verdict else {
+        panic!("1_9 prop 3 is sat")
+    };
+    assert!(prop.violated_by(&counterexample.input, &net.eval(&counterexample.input)));
+}
