@@ -60,7 +60,7 @@ awk -v T="$timeout_s" '
     n++
     if ($3=="sat"||$3=="unsat") { pfs++; pft+=$4; if ($3!=$2) pfw++ }
     if ($5=="sat"||$5=="unsat") { mbs++; mbt+=$6; if ($5!=$2) mbw++ }
-    if ($8!="-") { both++; lr+=log($8) }
+    if ($7!="-") { both++; lr+=log($7) }
     # Timeouts counted at the timeout (PAR-1) for an all-instance ratio.
     a=($3=="sat"||$3=="unsat")?$4:T; b=($5=="sat"||$5=="unsat")?$6:T; lr1+=log(b/a)
   }

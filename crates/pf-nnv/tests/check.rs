@@ -217,3 +217,21 @@ fn nnet_with_marabou_property_matches_onnx_with_vnnlib() {
     };
     assert!(prop.violated_by(&counterexample.input, &net.eval(&counterexample.input)));
 }
+
+#[test]
+fn lookahead_split_gives_the_same_verdicts() {
+    let net = identity_and_abs();
+    let unsat = parse_marabou("x0 >= -1\nx0 <= 1\ny1 >= 0.5\ny0 <= 0.2\ny0 >= -0.2\n").unwrap();
+    let o = Options {
+        samples: 0,
+        lookahead: true,
+        ..opts(10)
+    };
+    assert_eq!(check(&net, &unsat, &o).unwrap().verdict, Verdict::Unsat);
+    let Some(onnx) = acas("onnx/ACASXU_run2a_4_5_batch_2000.onnx") else {
+        return;
+    };
+    let p = load_property(&acas("vnnlib/prop_4.vnnlib").unwrap()).unwrap();
+    let out = check(&load_network(&onnx).unwrap(), &p, &o).unwrap();
+    assert!(!matches!(out.verdict, Verdict::Sat { .. }));
+}

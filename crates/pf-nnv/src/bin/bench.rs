@@ -3,7 +3,7 @@
 //! (exit code 1). `--smoke` runs a few easy instances with a short timeout, for CI.
 //!
 //! Usage: `pf-nnv-bench [--data DIR] [--timeout S] [--threads N] [--smoke] [--only a,b,...]
-//! [--filter TEXT] [--csv OUT]` where `--only` takes `net:prop` pairs such as `1_1:2`.
+//! [--filter TEXT] [--csv OUT] [--lookahead]` where `--only` takes `net:prop` pairs such as `1_1:2`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -21,6 +21,7 @@ struct Args {
     only: Option<Vec<String>>,
     filter: Option<String>,
     csv: Option<PathBuf>,
+    lookahead: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -34,6 +35,7 @@ fn parse_args() -> Result<Args, String> {
         only: None,
         filter: None,
         csv: None,
+        lookahead: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -43,6 +45,7 @@ fn parse_args() -> Result<Args, String> {
             "--timeout" => a.timeout = val()?.parse().map_err(|e| format!("--timeout: {e}"))?,
             "--threads" => a.threads = val()?.parse().map_err(|e| format!("--threads: {e}"))?,
             "--smoke" => a.smoke = true,
+            "--lookahead" => a.lookahead = true,
             "--only" => a.only = Some(val()?.split(',').map(str::to_string).collect()),
             "--filter" => a.filter = Some(val()?),
             "--csv" => a.csv = Some(PathBuf::from(val()?)),
