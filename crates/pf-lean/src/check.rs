@@ -1,0 +1,242 @@
+//! The driver: adds the declarations of an export to an environment one by one, checking
+//! each, and turns the outcome into a Lean Kernel Arena verdict.
+
+use rustc_hash::FxHashSet;
+
+use crate::env::{ConstKind, Constant, Declaration, Env, Hint};
+use crate::error::{KernelError, ParseError, ill};
+use crate::parse::{self, Format};
+use crate::store::{ExprId, ExprNode, NameId, Store};
+use crate::tc::{DEFAULT_FUEL, TypeChecker, Wk};
+use crate::{inductive, quot};
+
+/// The verdict on an export file (Lean Kernel Arena contract).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every declaration is well-typed (exit 0).
+    Accept,
+    /// A declaration is ill-typed or the file is malformed (exit 1).
+    Reject {
+        /// The offending declaration (or `None` for a malformed file).
+        decl: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// The file uses a feature the checker does not implement (exit 2).
+    Decline {
+        /// The declaration that needs it, if any.
+        decl: Option<String>,
+        /// Which feature.
+        reason: String,
+    },
+}
+
+impl Verdict {
+    /// The process exit code of the arena contract.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Verdict::Accept => 0,
+            Verdict::Reject { .. } => 1,
+            Verdict::Decline { .. } => 2,
+        }
+    }
+}
+
+/// Options for a check.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Reduction fuel per declaration.
+    pub fuel: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { fuel: DEFAULT_FUEL }
+    }
+}
+
+/// A checked environment: the terms and the constants admitted so far.
+pub struct Checked {
+    /// Term arenas.
+    pub store: Store,
+    /// Admitted constants.
+    pub env: Env,
+    /// Well-known names.
+    pub wk: Wk,
+    /// Number of declarations checked.
+    pub checked: usize,
+    /// Detected export format.
+    pub format: Option<Format>,
+}
+
+/// The outcome of checking an export: the verdict and the environment built up to it.
+pub struct Outcome {
+    /// Verdict.
+    pub verdict: Verdict,
+    /// The environment (complete when the verdict is `Accept`).
+    pub checked: Checked,
+}
+
+/// Stack size of the checking thread (deep terms recurse deeply).
+const STACK: usize = 1 << 30;
+
+/// Parses and checks an export, on a thread with a large stack.
+pub fn check_export(input: &str, opts: &Options) -> Outcome {
+    let input = input.to_string();
+    let opts = opts.clone();
+    let h = std::thread::Builder::new().stack_size(STACK).spawn(move || check_export_here(&input, &opts));
+    match h.map(|h| h.join()) {
+        Ok(Ok(o)) => o,
+        _ => {
+            let mut store = Store::new();
+            let wk = Wk::new(&mut store);
+            Outcome {
+                verdict: Verdict::Decline { decl: None, reason: "checker thread failed".into() },
+                checked: Checked { store, env: Env::default(), wk, checked: 0, format: None },
+            }
+        }
+    }
+}
+
+/// Parses and checks an export on the current thread.
+pub fn check_export_here(input: &str, opts: &Options) -> Outcome {
+    let ex = match parse::parse_export(input) {
+        Ok(ex) => ex,
+        Err(e) => {
+            let mut store = Store::new();
+            let wk = Wk::new(&mut store);
+            return Outcome {
+                verdict: parse_verdict(&e),
+                checked: Checked { store, env: Env::default(), wk, checked: 0, format: None },
+            };
+        }
+    };
+    let mut store = ex.store;
+    let wk = Wk::new(&mut store);
+    let mut c = Checked { store, env: Env::default(), wk, checked: 0, format: Some(ex.format) };
+    for (line, d) in &ex.decls {
+        if let Err((name, e)) = add_declaration(&mut c, d, opts) {
+            let decl = name.map(|n| c.store.name_to_string(n));
+            let verdict = match e {
+                KernelError::Ill(reason) => Verdict::Reject { decl, reason: format!("line {line}: {reason}") },
+                KernelError::Unsupported(reason) | KernelError::Resource(reason) => {
+                    Verdict::Decline { decl, reason: format!("line {line}: {reason}") }
+                }
+            };
+            return Outcome { verdict, checked: c };
+        }
+        c.checked += 1;
+    }
+    Outcome { verdict: Verdict::Accept, checked: c }
+}
+
+fn parse_verdict(e: &ParseError) -> Verdict {
+    if e.unsupported {
+        Verdict::Decline { decl: None, reason: e.to_string() }
+    } else {
+        Verdict::Reject { decl: None, reason: format!("malformed export: {e}") }
+    }
+}
+
+fn decl_name(d: &Declaration) -> Option<NameId> {
+    match d {
+        Declaration::Single(c) | Declaration::Quot(c) => Some(c.name),
+        Declaration::QuotPackage => None,
+        Declaration::Inductive(i) => i.types.first().map(|t| t.name),
+    }
+}
+
+/// Checks one declaration and adds it to the environment.
+pub fn add_declaration(c: &mut Checked, d: &Declaration, opts: &Options) -> Result<(), (Option<NameId>, KernelError)> {
+    let name = decl_name(d);
+    let r = match d {
+        Declaration::Single(k) => add_single(c, k, opts),
+        Declaration::Quot(k) => {
+            if c.env.contains(k.name) {
+                Err(KernelError::Ill("already declared".into()))
+            } else {
+                quot::check_quot(&mut c.store, &c.env, c.wk, k).map(|_| c.env.insert(k.clone()))
+            }
+        }
+        Declaration::QuotPackage => quot::generate(&mut c.store, &c.env, c.wk).and_then(|ks| {
+            for k in ks {
+                if c.env.contains(k.name) {
+                    return ill("quotient package declared twice");
+                }
+                c.env.insert(k);
+            }
+            Ok(())
+        }),
+        Declaration::Inductive(i) => inductive::add_inductive(&mut c.store, &mut c.env, c.wk, i, opts.fuel),
+    };
+    r.map_err(|e| (name, e))
+}
+
+fn add_single(c: &mut Checked, k: &Constant, opts: &Options) -> Result<(), KernelError> {
+    if c.env.contains(k.name) {
+        return ill("already declared");
+    }
+    let mut seen = FxHashSet::default();
+    if !k.lparams.iter().all(|p| seen.insert(*p)) {
+        return ill("duplicate universe parameter");
+    }
+    if k.is_unsafe {
+        return Err(KernelError::Unsupported("unsafe or partial declarations".into()));
+    }
+    let closed = |s: &Store, e: ExprId| s.info(e).loose_bvar_range == 0 && !s.info(e).has_fvar;
+    if !closed(&c.store, k.ty) {
+        return ill("type is not a closed term");
+    }
+    let mut tc = TypeChecker::new(&mut c.store, &c.env, c.wk, Some(k.lparams.clone()), opts.fuel);
+    tc.ensure_sort_of(k.ty)?;
+    let mut k = k.clone();
+    match &mut k.kind {
+        ConstKind::Axiom => {}
+        ConstKind::Def { value, .. } | ConstKind::Thm { value } | ConstKind::Opaque { value } => {
+            let v = *value;
+            if !closed(tc.s, v) {
+                return ill("value is not a closed term");
+            }
+            if matches!(k.kind, ConstKind::Thm { .. }) && !tc.is_prop(k.ty)? {
+                return ill("theorem type is not a proposition");
+            }
+            let vt = tc.check(v)?;
+            if !tc.is_def_eq(vt, k.ty)? {
+                return ill("value does not have the declared type");
+            }
+        }
+        _ => return ill("unexpected constant kind"),
+    }
+    // The legacy text format has no hints: use the definitional height (Lean 3 rule).
+    if let Some(Format::TextLegacy) = c.format
+        && let ConstKind::Def { value, hint } = &mut k.kind
+    {
+        *hint = Hint::Regular(height(&c.store, &c.env, *value));
+    }
+    c.env.insert(k);
+    Ok(())
+}
+
+/// 1 + the largest height of a regular definition `value` mentions.
+fn height(s: &Store, env: &Env, value: ExprId) -> u32 {
+    let mut best = 0;
+    let mut seen = FxHashSet::default();
+    let mut stack = vec![value];
+    while let Some(e) = stack.pop() {
+        if !seen.insert(e) {
+            continue;
+        }
+        match s.node(e) {
+            ExprNode::Const(n, _) => {
+                if let Some(Constant { kind: ConstKind::Def { hint: Hint::Regular(h), .. }, .. }) = env.get(n) {
+                    best = best.max(*h);
+                }
+            }
+            ExprNode::App(a, b) | ExprNode::Lam(a, b) | ExprNode::Pi(a, b) => stack.extend([a, b]),
+            ExprNode::Let(a, b, d) => stack.extend([a, b, d]),
+            ExprNode::Proj(_, _, x) => stack.push(x),
+            _ => {}
+        }
+    }
+    best + 1
+}
