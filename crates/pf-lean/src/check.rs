@@ -113,8 +113,12 @@ pub fn check_export_here(input: &str, opts: &Options) -> Outcome {
     };
     let mut store = ex.store;
     let wk = Wk::new(&mut store);
+    let decls = match ex.format {
+        Format::Ndjson(_) => ex.decls,
+        _ => crate::schedule::dependency_order(&mut store, ex.decls),
+    };
     let mut c = Checked { store, env: Env::default(), wk, checked: 0, format: Some(ex.format) };
-    for (line, d) in &ex.decls {
+    for (line, d) in &decls {
         if let Err((name, e)) = add_declaration(&mut c, d, opts) {
             let decl = name.map(|n| c.store.name_to_string(n));
             let verdict = match e {
@@ -140,7 +144,7 @@ fn parse_verdict(e: &ParseError) -> Verdict {
 
 fn decl_name(d: &Declaration) -> Option<NameId> {
     match d {
-        Declaration::Single(c) | Declaration::Quot(c) => Some(c.name),
+        Declaration::Single(c) | Declaration::Quot(c) | Declaration::LateRec(c) => Some(c.name),
         Declaration::QuotPackage => None,
         Declaration::Inductive(i) => i.types.first().map(|t| t.name),
     }
@@ -167,6 +171,7 @@ pub fn add_declaration(c: &mut Checked, d: &Declaration, opts: &Options) -> Resu
             }
             Ok(())
         }),
+        Declaration::LateRec(r) => inductive::check_late_rec(&mut c.store, &c.env, c.wk, r, opts.fuel),
         Declaration::Inductive(i) => inductive::add_inductive(&mut c.store, &mut c.env, c.wk, i, opts.fuel),
     };
     r.map_err(|e| (name, e))

@@ -14,7 +14,6 @@ use crate::tc::{TypeChecker, Wk};
 
 /// Information derived for one type of the block.
 struct TypeInfo {
-    name: NameId,
     nindices: usize,
     ctors: Vec<Constant>,
 }
@@ -77,7 +76,7 @@ pub fn add_inductive(s: &mut Store, env: &mut Env, wk: Wk, d: &InductiveDecl, fu
             }
             cs.push(c.clone());
         }
-        infos.push(TypeInfo { name: t.name, nindices: 0, ctors: cs });
+        infos.push(TypeInfo { nindices: 0, ctors: cs });
     }
     let listed: usize = infos.iter().map(|i| i.ctors.len()).sum();
     if listed != d.ctors.len() {
@@ -150,8 +149,10 @@ pub fn add_inductive(s: &mut Store, env: &mut Env, wk: Wk, d: &InductiveDecl, fu
 
     // Phase 3: recursors.
     let large = !elim_only_prop(s, env, wk, &lparams, &infos, nparams, result_level, fuel)?;
-    let elim_name = match &d.recs {
-        Some(recs) if large => match recs.first().and_then(|r| r.lparams.first()) {
+    let rec_name0 = s.name_str(d.types[0].name, "rec");
+    let exported_first = d.recs.iter().flatten().find(|r| r.name == rec_name0);
+    let elim_name = match exported_first {
+        Some(r) if large => match r.lparams.first() {
             Some(&n) => n,
             None => return ill("recursor must have a universe parameter for its motive"),
         },
@@ -173,37 +174,62 @@ pub fn add_inductive(s: &mut Store, env: &mut Env, wk: Wk, d: &InductiveDecl, fu
     };
     let nmotives = d.types.len() as u32;
     let nminors = infos.iter().map(|i| i.ctors.len()).sum::<usize>() as u32;
-    match &d.recs {
-        None => {
-            for g in gens {
-                env.insert(Constant {
-                    name: g.name,
-                    lparams: rec_lparams.clone(),
-                    ty: g.ty,
-                    kind: ConstKind::Rec {
-                        all: type_names.clone(),
-                        num_params: nparams as u32,
-                        num_indices: g.nindices,
-                        num_motives: nmotives,
-                        num_minors: nminors,
-                        rules: g.rules,
-                        k: k_target,
-                    },
-                    is_unsafe: false,
-                });
-            }
+    // Exported recursors are compared with the generated ones; a format that omits a
+    // recursor (text exports only include what is used) gets the generated one.
+    let exported: &[Constant] = d.recs.as_deref().unwrap_or(&[]);
+    for r in exported {
+        if !gens.iter().any(|g| g.name == r.name) {
+            return ill(format!("`{}` is not a recursor of this inductive block", s.name_to_string(r.name)));
         }
-        Some(recs) => {
-            if recs.len() != gens.len() {
-                return ill(format!("expected {} recursors, the export has {}", gens.len(), recs.len()));
-            }
-            for (r, g) in recs.iter().zip(gens) {
+    }
+    for g in gens {
+        match exported.iter().find(|r| r.name == g.name) {
+            Some(r) => {
                 compare_rec(s, env, wk, fuel, r, &g, &rec_lparams, &type_names, nparams, nmotives, nminors, k_target)?;
                 env.insert(r.clone());
             }
+            None => env.insert(Constant {
+                name: g.name,
+                lparams: rec_lparams.clone(),
+                ty: g.ty,
+                kind: ConstKind::Rec {
+                    all: type_names.clone(),
+                    num_params: nparams as u32,
+                    num_indices: g.nindices,
+                    num_motives: nmotives,
+                    num_minors: nminors,
+                    rules: g.rules,
+                    k: k_target,
+                },
+                is_unsafe: false,
+            }),
         }
     }
     Ok(())
+}
+
+/// Compares a recursor exported after its block with the one the checker generated.
+pub fn check_late_rec(s: &mut Store, env: &Env, wk: Wk, r: &Constant, fuel: u64) -> Result<(), KernelError> {
+    let Some(g) = env.get(r.name) else {
+        return ill(format!("`{}` is not a recursor of a declared inductive type", s.name_to_string(r.name)));
+    };
+    let ConstKind::Rec { all, num_params, num_motives, num_minors, rules, k, num_indices } = &g.kind else {
+        return ill("already declared");
+    };
+    let generated = GenRec { name: g.name, ty: g.ty, nindices: *num_indices, rules: rules.clone() };
+    // The generated recursor may use a different name for the motive universe.
+    let mut rec_lparams = g.lparams.clone();
+    let mut generated = generated;
+    if r.lparams.len() == g.lparams.len() && r.lparams != g.lparams {
+        let us: Vec<LevelId> = r.lparams.iter().map(|&p| s.level(LevelNode::Param(p))).collect();
+        generated.ty = subst::instantiate_lparams(s, generated.ty, &g.lparams, &us);
+        for rule in &mut generated.rules {
+            rule.rhs = subst::instantiate_lparams(s, rule.rhs, &g.lparams, &us);
+        }
+        rec_lparams = r.lparams.clone();
+    }
+    let (all, np, nm, nn, k) = (all.clone(), *num_params as usize, *num_motives, *num_minors, *k);
+    compare_rec(s, env, wk, fuel, r, &generated, &rec_lparams, &all, np, nm, nn, k)
 }
 
 #[allow(clippy::too_many_arguments)]

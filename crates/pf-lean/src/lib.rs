@@ -14,6 +14,7 @@ pub mod inductive;
 pub mod level;
 pub mod parse;
 pub mod quot;
+pub mod schedule;
 pub mod store;
 pub mod subst;
 pub mod tc;

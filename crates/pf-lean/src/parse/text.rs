@@ -432,30 +432,37 @@ impl Reader {
                     let b = *first
                         .and_then(|n| block_of_type.get(&n))
                         .ok_or_else(|| ParseError::new(no, "#REC for an inductive block not declared before it"))?;
-                    if let Some(r) = blocks[b].1.recs.as_mut() {
-                        r.push(c);
-                    }
-                    out.push((no, None, Some(b)));
+                    out.push((no, Some(Declaration::LateRec(c)), Some(b)));
                 }
             }
         }
-        // Last line of each block.
+        // A block is emitted after its last #IND/#CTOR line; a #REC before that point joins
+        // the block, a later one (text exports write recursors when first used) is compared
+        // with the recursor the checker generated.
         let mut last = vec![0usize; blocks.len()];
-        for (i, (_, _, b)) in out.iter().enumerate() {
-            if let Some(b) = b {
+        for (i, (_, d, b)) in out.iter().enumerate() {
+            if let (None, Some(b)) = (d, b) {
                 last[*b] = i;
             }
         }
         let mut decls = Vec::new();
         let mut blocks: Vec<Option<InductiveDecl>> = blocks.into_iter().map(|(_, d, _)| Some(d)).collect();
         for (i, (no, d, b)) in out.into_iter().enumerate() {
-            if let Some(d) = d {
-                decls.push((no, d));
-            } else if let Some(b) = b
-                && last[b] == i
-                && let Some(d) = blocks[b].take()
-            {
-                decls.push((no, Declaration::Inductive(d)));
+            match (d, b) {
+                (Some(Declaration::LateRec(c)), Some(b)) if i < last[b] => {
+                    if let Some(Some(r)) = blocks[b].as_mut().map(|x| x.recs.as_mut()) {
+                        r.push(c);
+                    }
+                }
+                (Some(d), _) => decls.push((no, d)),
+                (None, Some(b)) => {
+                    if last[b] == i
+                        && let Some(d) = blocks[b].take()
+                    {
+                        decls.push((no, Declaration::Inductive(d)));
+                    }
+                }
+                (None, None) => {}
             }
         }
         Ok(decls)
