@@ -7,6 +7,8 @@
 //! contract: accept, reject (with the declaration and reason) or decline (unsupported feature).
 //! It also reports the axioms each theorem depends on and checks policy bindings.
 
+pub mod axioms;
+pub mod binding;
 pub mod check;
 pub mod env;
 pub mod error;

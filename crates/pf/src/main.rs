@@ -17,11 +17,15 @@ struct Cli {
 // One variant per component; each lives in `cmd/<name>.rs` with its own `Args` and `run`.
 #[derive(Subcommand)]
 enum Command {
+    /// Lean 4 proofs: independent kernel check of lean4export files.
+    #[command(subcommand)]
+    Lean(cmd::lean::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: miette::Result<ExitCode> = match cli.command {
+        Command::Lean(a) => cmd::lean::run(a),
     };
     match result {
         Ok(code) => code,
