@@ -9,7 +9,9 @@ use std::time::Instant;
 use pf_lean::{Options, Verdict, check_export};
 
 fn main() {
-    let Some(dir) = pf_testkit::shared_path("vectors/lean") else { return };
+    let Some(dir) = pf_testkit::shared_path("vectors/lean") else {
+        return;
+    };
     let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("read MANIFEST.tsv");
     let smoke = std::env::var("PF_LEAN_SMOKE").is_ok();
     let filter = std::env::var("PF_LEAN_FILTER").ok();
@@ -52,7 +54,11 @@ fn main() {
             wrong += 1;
         }
         if bad || verbose || (got == "decline") {
-            println!("{} {file}: expected {expected}, got {got} {:?} ({dt:.3}s)", if bad { "WRONG" } else { "note " }, out.verdict);
+            println!(
+                "{} {file}: expected {expected}, got {got} {:?} ({dt:.3}s)",
+                if bad { "WRONG" } else { "note " },
+                out.verdict
+            );
         }
     }
     let total = t0.elapsed().as_secs_f64();

@@ -32,7 +32,9 @@ pub enum AxiomError {
 fn exprs(c: &Constant) -> Vec<ExprId> {
     let mut v = vec![c.ty];
     match &c.kind {
-        ConstKind::Def { value, .. } | ConstKind::Thm { value } | ConstKind::Opaque { value } => v.push(*value),
+        ConstKind::Def { value, .. } | ConstKind::Thm { value } | ConstKind::Opaque { value } => {
+            v.push(*value)
+        }
         ConstKind::Rec { rules, .. } => v.extend(rules.iter().map(|r| r.rhs)),
         _ => {}
     }
@@ -68,7 +70,9 @@ pub fn axioms_of(c: &Checked, name: &str) -> Result<Vec<String>, AxiomError> {
             }
             match c.store.node(e) {
                 ExprNode::Const(m, _) => todo.push(m),
-                ExprNode::App(a, b) | ExprNode::Lam(a, b) | ExprNode::Pi(a, b) => stack.extend([a, b]),
+                ExprNode::App(a, b) | ExprNode::Lam(a, b) | ExprNode::Pi(a, b) => {
+                    stack.extend([a, b])
+                }
                 ExprNode::Let(a, b, d) => stack.extend([a, b, d]),
                 ExprNode::Proj(m, _, x) => {
                     todo.push(m);
@@ -99,6 +103,9 @@ pub fn check_axioms(c: &Checked, name: &str, allowed: &[&str]) -> Result<Vec<Str
     if disallowed.is_empty() {
         Ok(axioms)
     } else {
-        Err(AxiomError::Disallowed { name: name.to_string(), disallowed })
+        Err(AxiomError::Disallowed {
+            name: name.to_string(),
+            disallowed,
+        })
     }
 }

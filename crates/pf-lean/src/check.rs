@@ -84,15 +84,26 @@ const STACK: usize = 1 << 30;
 pub fn check_export(input: &str, opts: &Options) -> Outcome {
     let input = input.to_string();
     let opts = opts.clone();
-    let h = std::thread::Builder::new().stack_size(STACK).spawn(move || check_export_here(&input, &opts));
+    let h = std::thread::Builder::new()
+        .stack_size(STACK)
+        .spawn(move || check_export_here(&input, &opts));
     match h.map(|h| h.join()) {
         Ok(Ok(o)) => o,
         _ => {
             let mut store = Store::new();
             let wk = Wk::new(&mut store);
             Outcome {
-                verdict: Verdict::Decline { decl: None, reason: "checker thread failed".into() },
-                checked: Checked { store, env: Env::default(), wk, checked: 0, format: None },
+                verdict: Verdict::Decline {
+                    decl: None,
+                    reason: "checker thread failed".into(),
+                },
+                checked: Checked {
+                    store,
+                    env: Env::default(),
+                    wk,
+                    checked: 0,
+                    format: None,
+                },
             }
         }
     }
@@ -107,7 +118,13 @@ pub fn check_export_here(input: &str, opts: &Options) -> Outcome {
             let wk = Wk::new(&mut store);
             return Outcome {
                 verdict: parse_verdict(&e),
-                checked: Checked { store, env: Env::default(), wk, checked: 0, format: None },
+                checked: Checked {
+                    store,
+                    env: Env::default(),
+                    wk,
+                    checked: 0,
+                    format: None,
+                },
             };
         }
     };
@@ -117,28 +134,52 @@ pub fn check_export_here(input: &str, opts: &Options) -> Outcome {
         Format::Ndjson(_) => ex.decls,
         _ => crate::schedule::dependency_order(&mut store, ex.decls),
     };
-    let mut c = Checked { store, env: Env::default(), wk, checked: 0, format: Some(ex.format) };
+    let mut c = Checked {
+        store,
+        env: Env::default(),
+        wk,
+        checked: 0,
+        format: Some(ex.format),
+    };
     for (line, d) in &decls {
         if let Err((name, e)) = add_declaration(&mut c, d, opts) {
             let decl = name.map(|n| c.store.name_to_string(n));
             let verdict = match e {
-                KernelError::Ill(reason) => Verdict::Reject { decl, reason: format!("line {line}: {reason}") },
+                KernelError::Ill(reason) => Verdict::Reject {
+                    decl,
+                    reason: format!("line {line}: {reason}"),
+                },
                 KernelError::Unsupported(reason) | KernelError::Resource(reason) => {
-                    Verdict::Decline { decl, reason: format!("line {line}: {reason}") }
+                    Verdict::Decline {
+                        decl,
+                        reason: format!("line {line}: {reason}"),
+                    }
                 }
             };
-            return Outcome { verdict, checked: c };
+            return Outcome {
+                verdict,
+                checked: c,
+            };
         }
         c.checked += 1;
     }
-    Outcome { verdict: Verdict::Accept, checked: c }
+    Outcome {
+        verdict: Verdict::Accept,
+        checked: c,
+    }
 }
 
 fn parse_verdict(e: &ParseError) -> Verdict {
     if e.unsupported {
-        Verdict::Decline { decl: None, reason: e.to_string() }
+        Verdict::Decline {
+            decl: None,
+            reason: e.to_string(),
+        }
     } else {
-        Verdict::Reject { decl: None, reason: format!("malformed export: {e}") }
+        Verdict::Reject {
+            decl: None,
+            reason: format!("malformed export: {e}"),
+        }
     }
 }
 
@@ -151,7 +192,11 @@ fn decl_name(d: &Declaration) -> Option<NameId> {
 }
 
 /// Checks one declaration and adds it to the environment.
-pub fn add_declaration(c: &mut Checked, d: &Declaration, opts: &Options) -> Result<(), (Option<NameId>, KernelError)> {
+pub fn add_declaration(
+    c: &mut Checked,
+    d: &Declaration,
+    opts: &Options,
+) -> Result<(), (Option<NameId>, KernelError)> {
     let name = decl_name(d);
     let r = match d {
         Declaration::Single(k) => add_single(c, k, opts),
@@ -171,8 +216,12 @@ pub fn add_declaration(c: &mut Checked, d: &Declaration, opts: &Options) -> Resu
             }
             Ok(())
         }),
-        Declaration::LateRec(r) => inductive::check_late_rec(&mut c.store, &c.env, c.wk, r, opts.fuel),
-        Declaration::Inductive(i) => inductive::add_inductive(&mut c.store, &mut c.env, c.wk, i, opts.fuel),
+        Declaration::LateRec(r) => {
+            inductive::check_late_rec(&mut c.store, &c.env, c.wk, r, opts.fuel)
+        }
+        Declaration::Inductive(i) => {
+            inductive::add_inductive(&mut c.store, &mut c.env, c.wk, i, opts.fuel)
+        }
     };
     r.map_err(|e| (name, e))
 }
@@ -186,13 +235,21 @@ fn add_single(c: &mut Checked, k: &Constant, opts: &Options) -> Result<(), Kerne
         return ill("duplicate universe parameter");
     }
     if k.is_unsafe {
-        return Err(KernelError::Unsupported("unsafe or partial declarations".into()));
+        return Err(KernelError::Unsupported(
+            "unsafe or partial declarations".into(),
+        ));
     }
     let closed = |s: &Store, e: ExprId| s.info(e).loose_bvar_range == 0 && !s.info(e).has_fvar;
     if !closed(&c.store, k.ty) {
         return ill("type is not a closed term");
     }
-    let mut tc = TypeChecker::new(&mut c.store, &c.env, c.wk, Some(k.lparams.clone()), opts.fuel);
+    let mut tc = TypeChecker::new(
+        &mut c.store,
+        &c.env,
+        c.wk,
+        Some(k.lparams.clone()),
+        opts.fuel,
+    );
     tc.ensure_sort_of(k.ty)?;
     let mut k = k.clone();
     match &mut k.kind {
@@ -233,7 +290,15 @@ fn height(s: &Store, env: &Env, value: ExprId) -> u32 {
         }
         match s.node(e) {
             ExprNode::Const(n, _) => {
-                if let Some(Constant { kind: ConstKind::Def { hint: Hint::Regular(h), .. }, .. }) = env.get(n) {
+                if let Some(Constant {
+                    kind:
+                        ConstKind::Def {
+                            hint: Hint::Regular(h),
+                            ..
+                        },
+                    ..
+                }) = env.get(n)
+                {
                     best = best.max(*h);
                 }
             }

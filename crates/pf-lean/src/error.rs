@@ -15,12 +15,20 @@ pub struct ParseError {
 impl ParseError {
     /// A parse error at `line`.
     pub fn new(line: usize, msg: impl Into<String>) -> Self {
-        ParseError { line, msg: msg.into(), unsupported: false }
+        ParseError {
+            line,
+            msg: msg.into(),
+            unsupported: false,
+        }
     }
 
     /// An unsupported (but possibly valid) format version at `line`.
     pub fn unsupported(line: usize, msg: impl Into<String>) -> Self {
-        ParseError { line, msg: msg.into(), unsupported: true }
+        ParseError {
+            line,
+            msg: msg.into(),
+            unsupported: true,
+        }
     }
 }
 

@@ -27,15 +27,30 @@ struct GenRec {
 }
 
 /// Checks an inductive block and adds its types, constructors and recursors to `env`.
-pub fn add_inductive(s: &mut Store, env: &mut Env, wk: Wk, d: &InductiveDecl, fuel: u64) -> Result<(), KernelError> {
-    let Some(first) = d.types.first() else { return ill("inductive declaration without types") };
+pub fn add_inductive(
+    s: &mut Store,
+    env: &mut Env,
+    wk: Wk,
+    d: &InductiveDecl,
+    fuel: u64,
+) -> Result<(), KernelError> {
+    let Some(first) = d.types.first() else {
+        return ill("inductive declaration without types");
+    };
     let lparams = first.lparams.clone();
     check_unique_lparams(s, &lparams)?;
-    let ConstKind::Induct { num_params, .. } = first.kind else { return ill("malformed inductive type entry") };
+    let ConstKind::Induct { num_params, .. } = first.kind else {
+        return ill("malformed inductive type entry");
+    };
     let nparams = num_params as usize;
     // Names must be fresh and pairwise distinct.
     let mut seen = FxHashSet::default();
-    let all_names = d.types.iter().chain(&d.ctors).chain(d.recs.iter().flatten()).map(|c| c.name);
+    let all_names = d
+        .types
+        .iter()
+        .chain(&d.ctors)
+        .chain(d.recs.iter().flatten())
+        .map(|c| c.name);
     for n in all_names {
         if env.contains(n) || !seen.insert(n) {
             return ill(format!("`{}` is already declared", s.name_to_string(n)));
@@ -43,7 +58,10 @@ pub fn add_inductive(s: &mut Store, env: &mut Env, wk: Wk, d: &InductiveDecl, fu
     }
     for c in d.types.iter().chain(&d.ctors) {
         if c.lparams != lparams {
-            return ill(format!("`{}`: universe parameters differ within the inductive block", s.name_to_string(c.name)));
+            return ill(format!(
+                "`{}`: universe parameters differ within the inductive block",
+                s.name_to_string(c.name)
+            ));
         }
         if c.is_unsafe {
             return Err(KernelError::Unsupported("unsafe inductive types".into()));
@@ -53,7 +71,14 @@ pub fn add_inductive(s: &mut Store, env: &mut Env, wk: Wk, d: &InductiveDecl, fu
     // Group constructors by type, in the order the types list them.
     let mut infos = Vec::new();
     for t in &d.types {
-        let ConstKind::Induct { num_params: np, ctors, all, num_nested, .. } = &t.kind else {
+        let ConstKind::Induct {
+            num_params: np,
+            ctors,
+            all,
+            num_nested,
+            ..
+        } = &t.kind
+        else {
             return ill("malformed inductive type entry");
         };
         if *np as usize != nparams {
@@ -63,26 +88,43 @@ pub fn add_inductive(s: &mut Store, env: &mut Env, wk: Wk, d: &InductiveDecl, fu
             return Err(KernelError::Unsupported("nested inductive types".into()));
         }
         if d.recs.is_some() && *all != type_names {
-            return ill(format!("`{}`: its `all` list does not match the block", s.name_to_string(t.name)));
+            return ill(format!(
+                "`{}`: its `all` list does not match the block",
+                s.name_to_string(t.name)
+            ));
         }
         let mut cs = Vec::new();
         for (i, cn) in ctors.iter().enumerate() {
             let c = d.ctors.iter().find(|c| c.name == *cn).ok_or_else(|| {
-                KernelError::Ill(format!("constructor `{}` is listed but not declared", s.name_to_string(*cn)))
+                KernelError::Ill(format!(
+                    "constructor `{}` is listed but not declared",
+                    s.name_to_string(*cn)
+                ))
             })?;
             match c.kind {
                 ConstKind::Ctor { induct, cidx, .. } if induct == t.name && cidx as usize == i => {}
-                _ => return ill(format!("constructor `{}`: wrong inductive type or index", s.name_to_string(*cn))),
+                _ => {
+                    return ill(format!(
+                        "constructor `{}`: wrong inductive type or index",
+                        s.name_to_string(*cn)
+                    ));
+                }
             }
             cs.push(c.clone());
         }
-        infos.push(TypeInfo { nindices: 0, ctors: cs });
+        infos.push(TypeInfo {
+            nindices: 0,
+            ctors: cs,
+        });
     }
     let listed: usize = infos.iter().map(|i| i.ctors.len()).sum();
     if listed != d.ctors.len() {
         return ill("a constructor is declared that no type of the block lists");
     }
-    let us: Vec<LevelId> = lparams.iter().map(|&p| s.level(LevelNode::Param(p))).collect();
+    let us: Vec<LevelId> = lparams
+        .iter()
+        .map(|&p| s.level(LevelNode::Param(p)))
+        .collect();
 
     // Phase 1: the types (checked in the current environment).
     let (result_level, nindices) = {
@@ -109,25 +151,51 @@ pub fn add_inductive(s: &mut Store, env: &mut Env, wk: Wk, d: &InductiveDecl, fu
                 let (nfields, rec, refl) = cx.check_ctor(&mut tc, ti, c, result_level, &infos)?;
                 is_rec |= rec;
                 is_reflexive |= refl;
-                if let ConstKind::Ctor { num_params, num_fields, .. } = c.kind
-                    && (num_params as usize != nparams || (d.recs.is_some() && num_fields as usize != nfields))
+                if let ConstKind::Ctor {
+                    num_params,
+                    num_fields,
+                    ..
+                } = c.kind
+                    && (num_params as usize != nparams
+                        || (d.recs.is_some() && num_fields as usize != nfields))
                 {
-                    return ill(format!("constructor `{}`: wrong numParams/numFields", tc.s.name_to_string(c.name)));
+                    return ill(format!(
+                        "constructor `{}`: wrong numParams/numFields",
+                        tc.s.name_to_string(c.name)
+                    ));
                 }
             }
         }
     }
     // Exported metadata must match what the kernel derives.
     for (i, t) in d.types.iter().enumerate() {
-        if let (Some(_), ConstKind::Induct { num_indices, is_rec: r, is_reflexive: f, .. }) = (&d.recs, &t.kind)
+        if let (
+            Some(_),
+            ConstKind::Induct {
+                num_indices,
+                is_rec: r,
+                is_reflexive: f,
+                ..
+            },
+        ) = (&d.recs, &t.kind)
             && (*num_indices as usize != nindices[i] || *r != is_rec || *f != is_reflexive)
         {
-            return ill(format!("`{}`: numIndices/isRec/isReflexive do not match the declaration", s.name_to_string(t.name)));
+            return ill(format!(
+                "`{}`: numIndices/isRec/isReflexive do not match the declaration",
+                s.name_to_string(t.name)
+            ));
         }
     }
     for (i, t) in d.types.iter().enumerate() {
         let mut c = t.clone();
-        if let ConstKind::Induct { num_indices, is_rec: r, is_reflexive: f, all, .. } = &mut c.kind {
+        if let ConstKind::Induct {
+            num_indices,
+            is_rec: r,
+            is_reflexive: f,
+            all,
+            ..
+        } = &mut c.kind
+        {
             *num_indices = nindices[i] as u32;
             *r = is_rec;
             *f = is_reflexive;
@@ -139,7 +207,10 @@ pub fn add_inductive(s: &mut Store, env: &mut Env, wk: Wk, d: &InductiveDecl, fu
         for (i, c) in info.ctors.iter().enumerate() {
             let mut c = c.clone();
             let nf = count_fields(s, c.ty).saturating_sub(nparams);
-            if let ConstKind::Ctor { num_fields, cidx, .. } = &mut c.kind {
+            if let ConstKind::Ctor {
+                num_fields, cidx, ..
+            } = &mut c.kind
+            {
                 *num_fields = nf as u32;
                 *cidx = i as u32;
             }
@@ -158,15 +229,20 @@ pub fn add_inductive(s: &mut Store, env: &mut Env, wk: Wk, d: &InductiveDecl, fu
         },
         _ => fresh_param(s, &lparams),
     };
-    let elim_level = if large { s.level(LevelNode::Param(elim_name)) } else { s.zero() };
+    let elim_level = if large {
+        s.level(LevelNode::Param(elim_name))
+    } else {
+        s.zero()
+    };
     let mut rec_lparams = lparams.clone();
     if large {
         rec_lparams.insert(0, elim_name);
     }
-    let k_target = d.types.len() == 1 && level::is_zero(s, result_level) && infos[0].ctors.len() == 1 && {
-        let c = &infos[0].ctors[0];
-        count_fields(s, c.ty) == nparams
-    };
+    let k_target =
+        d.types.len() == 1 && level::is_zero(s, result_level) && infos[0].ctors.len() == 1 && {
+            let c = &infos[0].ctors[0];
+            count_fields(s, c.ty) == nparams
+        };
     let gens = {
         let mut tc = TypeChecker::new(s, env, wk, Some(rec_lparams.clone()), fuel);
         let cx = Ctx::new(&mut tc, &type_names, &us, nparams, d)?;
@@ -179,13 +255,29 @@ pub fn add_inductive(s: &mut Store, env: &mut Env, wk: Wk, d: &InductiveDecl, fu
     let exported: &[Constant] = d.recs.as_deref().unwrap_or(&[]);
     for r in exported {
         if !gens.iter().any(|g| g.name == r.name) {
-            return ill(format!("`{}` is not a recursor of this inductive block", s.name_to_string(r.name)));
+            return ill(format!(
+                "`{}` is not a recursor of this inductive block",
+                s.name_to_string(r.name)
+            ));
         }
     }
     for g in gens {
         match exported.iter().find(|r| r.name == g.name) {
             Some(r) => {
-                compare_rec(s, env, wk, fuel, r, &g, &rec_lparams, &type_names, nparams, nmotives, nminors, k_target)?;
+                compare_rec(
+                    s,
+                    env,
+                    wk,
+                    fuel,
+                    r,
+                    &g,
+                    &rec_lparams,
+                    &type_names,
+                    nparams,
+                    nmotives,
+                    nminors,
+                    k_target,
+                )?;
                 env.insert(r.clone());
             }
             None => env.insert(Constant {
@@ -209,27 +301,73 @@ pub fn add_inductive(s: &mut Store, env: &mut Env, wk: Wk, d: &InductiveDecl, fu
 }
 
 /// Compares a recursor exported after its block with the one the checker generated.
-pub fn check_late_rec(s: &mut Store, env: &Env, wk: Wk, r: &Constant, fuel: u64) -> Result<(), KernelError> {
+pub fn check_late_rec(
+    s: &mut Store,
+    env: &Env,
+    wk: Wk,
+    r: &Constant,
+    fuel: u64,
+) -> Result<(), KernelError> {
     let Some(g) = env.get(r.name) else {
-        return ill(format!("`{}` is not a recursor of a declared inductive type", s.name_to_string(r.name)));
+        return ill(format!(
+            "`{}` is not a recursor of a declared inductive type",
+            s.name_to_string(r.name)
+        ));
     };
-    let ConstKind::Rec { all, num_params, num_motives, num_minors, rules, k, num_indices } = &g.kind else {
+    let ConstKind::Rec {
+        all,
+        num_params,
+        num_motives,
+        num_minors,
+        rules,
+        k,
+        num_indices,
+    } = &g.kind
+    else {
         return ill("already declared");
     };
-    let generated = GenRec { name: g.name, ty: g.ty, nindices: *num_indices, rules: rules.clone() };
+    let generated = GenRec {
+        name: g.name,
+        ty: g.ty,
+        nindices: *num_indices,
+        rules: rules.clone(),
+    };
     // The generated recursor may use a different name for the motive universe.
     let mut rec_lparams = g.lparams.clone();
     let mut generated = generated;
     if r.lparams.len() == g.lparams.len() && r.lparams != g.lparams {
-        let us: Vec<LevelId> = r.lparams.iter().map(|&p| s.level(LevelNode::Param(p))).collect();
+        let us: Vec<LevelId> = r
+            .lparams
+            .iter()
+            .map(|&p| s.level(LevelNode::Param(p)))
+            .collect();
         generated.ty = subst::instantiate_lparams(s, generated.ty, &g.lparams, &us);
         for rule in &mut generated.rules {
             rule.rhs = subst::instantiate_lparams(s, rule.rhs, &g.lparams, &us);
         }
         rec_lparams = r.lparams.clone();
     }
-    let (all, np, nm, nn, k) = (all.clone(), *num_params as usize, *num_motives, *num_minors, *k);
-    compare_rec(s, env, wk, fuel, r, &generated, &rec_lparams, &all, np, nm, nn, k)
+    let (all, np, nm, nn, k) = (
+        all.clone(),
+        *num_params as usize,
+        *num_motives,
+        *num_minors,
+        *k,
+    );
+    compare_rec(
+        s,
+        env,
+        wk,
+        fuel,
+        r,
+        &generated,
+        &rec_lparams,
+        &all,
+        np,
+        nm,
+        nn,
+        k,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -249,12 +387,24 @@ fn compare_rec(
 ) -> Result<(), KernelError> {
     let rn = s.name_to_string(r.name);
     if r.name != g.name {
-        return ill(format!("recursor `{rn}` should be named `{}`", s.name_to_string(g.name)));
+        return ill(format!(
+            "recursor `{rn}` should be named `{}`",
+            s.name_to_string(g.name)
+        ));
     }
     if r.lparams != rec_lparams {
         return ill(format!("recursor `{rn}`: wrong universe parameters"));
     }
-    let ConstKind::Rec { all, num_params, num_indices, num_motives, num_minors, rules, k } = &r.kind else {
+    let ConstKind::Rec {
+        all,
+        num_params,
+        num_indices,
+        num_motives,
+        num_minors,
+        rules,
+        k,
+    } = &r.kind
+    else {
         return ill(format!("`{rn}` is not a recursor"));
     };
     if *all != all_names
@@ -264,25 +414,36 @@ fn compare_rec(
         || *num_minors != nminors
         || *k != k_target
     {
-        return ill(format!("recursor `{rn}`: metadata (all/numParams/numIndices/numMotives/numMinors/k) does not match"));
+        return ill(format!(
+            "recursor `{rn}`: metadata (all/numParams/numIndices/numMotives/numMinors/k) does not match"
+        ));
     }
     if rules.len() != g.rules.len() {
         return ill(format!("recursor `{rn}`: wrong number of rules"));
     }
     let mut tc = TypeChecker::new(s, env, wk, Some(rec_lparams.to_vec()), fuel);
     if r.ty != g.ty && !tc.is_def_eq(r.ty, g.ty)? {
-        return ill(format!("recursor `{rn}`: type differs from the generated recursor"));
+        return ill(format!(
+            "recursor `{rn}`: type differs from the generated recursor"
+        ));
     }
     for (a, b) in rules.iter().zip(&g.rules) {
         if a.ctor != b.ctor || a.nfields != b.nfields {
-            return ill(format!("recursor `{rn}`: rule for the wrong constructor or field count"));
+            return ill(format!(
+                "recursor `{rn}`: rule for the wrong constructor or field count"
+            ));
         }
         if a.rhs != b.rhs {
             if tc.s.info(a.rhs).loose_bvar_range > 0 || tc.s.info(a.rhs).has_fvar {
-                return ill(format!("recursor `{rn}`: rule right-hand side is not closed"));
+                return ill(format!(
+                    "recursor `{rn}`: rule right-hand side is not closed"
+                ));
             }
             if !tc.is_def_eq(a.rhs, b.rhs)? {
-                return ill(format!("recursor `{rn}`: rule for `{}` differs from the generated one", tc.s.name_to_string(a.ctor)));
+                return ill(format!(
+                    "recursor `{rn}`: rule for `{}` differs from the generated one",
+                    tc.s.name_to_string(a.ctor)
+                ));
             }
         }
     }
@@ -293,7 +454,10 @@ fn check_unique_lparams(s: &Store, ps: &[NameId]) -> Result<(), KernelError> {
     let mut seen = FxHashSet::default();
     for &p in ps {
         if !seen.insert(p) {
-            return ill(format!("duplicate universe parameter `{}`", s.name_to_string(p)));
+            return ill(format!(
+                "duplicate universe parameter `{}`",
+                s.name_to_string(p)
+            ));
         }
     }
     Ok(())
@@ -320,7 +484,11 @@ fn count_fields(s: &Store, mut t: ExprId) -> usize {
 }
 
 /// Checks the types of the block: well-formed, same parameters, same result universe.
-fn check_types(tc: &mut TypeChecker, d: &InductiveDecl, nparams: usize) -> Result<(LevelId, Vec<usize>), KernelError> {
+fn check_types(
+    tc: &mut TypeChecker,
+    d: &InductiveDecl,
+    nparams: usize,
+) -> Result<(LevelId, Vec<usize>), KernelError> {
     let mut params: Vec<ExprId> = Vec::new();
     let mut result: Option<LevelId> = None;
     let mut nindices = Vec::new();
@@ -357,7 +525,10 @@ fn check_types(tc: &mut TypeChecker, d: &InductiveDecl, nparams: usize) -> Resul
             return ill("number of parameters exceeds the arity of the inductive type");
         }
         let ExprNode::Sort(l) = tc.s.node(ty) else {
-            return ill(format!("type of `{}` does not end in a sort", tc.s.name_to_string(t.name)));
+            return ill(format!(
+                "type of `{}` does not end in a sort",
+                tc.s.name_to_string(t.name)
+            ));
         };
         match result {
             None => result = Some(l),
@@ -394,7 +565,9 @@ fn elim_only_prop(
     if ctors.len() > 1 {
         return Ok(true);
     }
-    let Some(c) = ctors.first() else { return Ok(false) };
+    let Some(c) = ctors.first() else {
+        return Ok(false);
+    };
     let mut tc = TypeChecker::new(s, env, wk, Some(lparams.to_vec()), fuel);
     // A single constructor: every field must be a proof or appear among the result indices.
     let mut t = c.ty;
@@ -428,18 +601,32 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn new(tc: &mut TypeChecker, types: &[NameId], us: &[LevelId], nparams: usize, d: &InductiveDecl) -> Result<Self, KernelError> {
+    fn new(
+        tc: &mut TypeChecker,
+        types: &[NameId],
+        us: &[LevelId],
+        nparams: usize,
+        d: &InductiveDecl,
+    ) -> Result<Self, KernelError> {
         let ind_consts = types.iter().map(|&n| tc.s.constant(n, us)).collect();
         let mut params = Vec::new();
         let mut ty = tc.whnf(d.types[0].ty)?;
         for _ in 0..nparams {
-            let ExprNode::Pi(dom, body) = tc.s.node(ty) else { return ill("missing parameter") };
+            let ExprNode::Pi(dom, body) = tc.s.node(ty) else {
+                return ill("missing parameter");
+            };
             let x = tc.mk_local(dom, None);
             params.push(x);
             let b = subst::instantiate(tc.s, body, &[x]);
             ty = tc.whnf(b)?;
         }
-        Ok(Ctx { types: types.to_vec(), ind_consts, params, us: us.to_vec(), nparams })
+        Ok(Ctx {
+            types: types.to_vec(),
+            ind_consts,
+            params,
+            us: us.to_vec(),
+            nparams,
+        })
     }
 
     fn has_ind_occ(&self, tc: &TypeChecker, e: ExprId) -> bool {
@@ -456,14 +643,23 @@ impl Ctx {
         if args[..self.nparams] != self.params[..] {
             return None;
         }
-        if args[self.nparams..].iter().any(|&a| self.has_ind_occ(tc, a)) {
+        if args[self.nparams..]
+            .iter()
+            .any(|&a| self.has_ind_occ(tc, a))
+        {
             return None;
         }
         Some(i)
     }
 
     /// Strict positivity of a constructor field's type; returns (recursive, reflexive).
-    fn check_positivity(&self, tc: &mut TypeChecker, t: ExprId, nidx: &[usize], depth: usize) -> Result<(bool, bool), KernelError> {
+    fn check_positivity(
+        &self,
+        tc: &mut TypeChecker,
+        t: ExprId,
+        nidx: &[usize],
+        depth: usize,
+    ) -> Result<(bool, bool), KernelError> {
         let t = tc.whnf(t)?;
         if !self.has_ind_occ(tc, t) {
             return Ok((false, false));
@@ -483,7 +679,10 @@ impl Ctx {
         // An occurrence inside another inductive type's arguments is a nested inductive.
         if let Some((h, _)) = tc.s.head_const(t)
             && !self.types.contains(&h)
-            && matches!(tc.env.get(h).map(|c| &c.kind), Some(ConstKind::Induct { .. }))
+            && matches!(
+                tc.env.get(h).map(|c| &c.kind),
+                Some(ConstKind::Induct { .. })
+            )
         {
             return Err(KernelError::Unsupported("nested inductive types".into()));
         }
@@ -491,7 +690,14 @@ impl Ctx {
     }
 
     /// Checks a constructor; returns (number of fields, has recursive field, has reflexive field).
-    fn check_ctor(&self, tc: &mut TypeChecker, ti: usize, c: &Constant, result: LevelId, infos: &[TypeInfo]) -> Result<(usize, bool, bool), KernelError> {
+    fn check_ctor(
+        &self,
+        tc: &mut TypeChecker,
+        ti: usize,
+        c: &Constant,
+        result: LevelId,
+        infos: &[TypeInfo],
+    ) -> Result<(usize, bool, bool), KernelError> {
         let cn = tc.s.name_to_string(c.name);
         if tc.s.info(c.ty).loose_bvar_range > 0 || tc.s.info(c.ty).has_fvar {
             return ill(format!("constructor `{cn}`: type is not closed"));
@@ -505,18 +711,29 @@ impl Ctx {
             let x = if i < self.nparams {
                 let pt = tc.local_type(self.params[i]).unwrap_or(dom);
                 if !tc.is_def_eq(dom, pt)? {
-                    return ill(format!("constructor `{cn}`: parameter {} does not match the inductive type's", i + 1));
+                    return ill(format!(
+                        "constructor `{cn}`: parameter {} does not match the inductive type's",
+                        i + 1
+                    ));
                 }
                 self.params[i]
             } else {
                 let l = tc.ensure_sort_of(dom)?;
                 if !(level::is_zero(tc.s, result) || level::leq(tc.s, l, result)) {
-                    return ill(format!("constructor `{cn}`: field {} lives in a universe too big for the inductive type", i + 1 - self.nparams));
+                    return ill(format!(
+                        "constructor `{cn}`: field {} lives in a universe too big for the inductive type",
+                        i + 1 - self.nparams
+                    ));
                 }
-                let (r, f) = self.check_positivity(tc, dom, &nidx, 0).map_err(|e| match e {
-                    KernelError::Ill(m) => KernelError::Ill(format!("constructor `{cn}`, field {}: {m}", i + 1 - self.nparams)),
-                    other => other,
-                })?;
+                let (r, f) = self
+                    .check_positivity(tc, dom, &nidx, 0)
+                    .map_err(|e| match e {
+                        KernelError::Ill(m) => KernelError::Ill(format!(
+                            "constructor `{cn}`, field {}: {m}",
+                            i + 1 - self.nparams
+                        )),
+                        other => other,
+                    })?;
                 rec |= r;
                 refl |= f;
                 tc.mk_local(dom, None)
@@ -525,17 +742,28 @@ impl Ctx {
             i += 1;
         }
         if i < self.nparams {
-            return ill(format!("constructor `{cn}`: fewer arguments than parameters"));
+            return ill(format!(
+                "constructor `{cn}`: fewer arguments than parameters"
+            ));
         }
         match self.valid_ind_app(tc, t, &nidx) {
             Some(j) if j == ti => {}
-            _ => return ill(format!("constructor `{cn}`: result type is not the inductive type applied to its parameters")),
+            _ => {
+                return ill(format!(
+                    "constructor `{cn}`: result type is not the inductive type applied to its parameters"
+                ));
+            }
         }
         Ok((i - self.nparams, rec, refl))
     }
 
     /// Opens a constructor type over the parameters: (fields, recursive fields, result type).
-    fn open_ctor(&self, tc: &mut TypeChecker, c: &Constant, nidx: &[usize]) -> Result<(Vec<ExprId>, Vec<ExprId>, ExprId), KernelError> {
+    fn open_ctor(
+        &self,
+        tc: &mut TypeChecker,
+        c: &Constant,
+        nidx: &[usize],
+    ) -> Result<(Vec<ExprId>, Vec<ExprId>, ExprId), KernelError> {
         let mut t = c.ty;
         let (mut fields, mut recs) = (Vec::new(), Vec::new());
         let mut i = 0;
@@ -556,7 +784,12 @@ impl Ctx {
         Ok((fields, recs, t))
     }
 
-    fn is_rec_arg(&self, tc: &mut TypeChecker, t: ExprId, nidx: &[usize]) -> Result<bool, KernelError> {
+    fn is_rec_arg(
+        &self,
+        tc: &mut TypeChecker,
+        t: ExprId,
+        nidx: &[usize],
+    ) -> Result<bool, KernelError> {
         let mut t = tc.whnf(t)?;
         while let ExprNode::Pi(dom, body) = tc.s.node(t) {
             let x = tc.mk_local(dom, None);
@@ -567,7 +800,12 @@ impl Ctx {
     }
 
     /// Telescope of a recursive field: (xs, type position, indices).
-    fn open_rec_field(&self, tc: &mut TypeChecker, u: ExprId, nidx: &[usize]) -> Result<(Vec<ExprId>, usize, Vec<ExprId>), KernelError> {
+    fn open_rec_field(
+        &self,
+        tc: &mut TypeChecker,
+        u: ExprId,
+        nidx: &[usize],
+    ) -> Result<(Vec<ExprId>, usize, Vec<ExprId>), KernelError> {
         let ut = tc.local_type(u).unwrap_or(u);
         let mut t = tc.whnf(ut)?;
         let mut xs = Vec::new();
@@ -577,12 +815,20 @@ impl Ctx {
             let b = subst::instantiate(tc.s, body, &[x]);
             t = tc.whnf(b)?;
         }
-        let j = self.valid_ind_app(tc, t, nidx).ok_or_else(|| KernelError::Ill("recursive field is not an inductive application".into()))?;
+        let j = self.valid_ind_app(tc, t, nidx).ok_or_else(|| {
+            KernelError::Ill("recursive field is not an inductive application".into())
+        })?;
         let (_, args) = tc.s.unfold_apps(t);
         Ok((xs, j, args[self.nparams..].to_vec()))
     }
 
-    fn gen_recursors(&self, tc: &mut TypeChecker, infos: &[TypeInfo], elim: LevelId, rec_lparams: &[NameId]) -> Result<Vec<GenRec>, KernelError> {
+    fn gen_recursors(
+        &self,
+        tc: &mut TypeChecker,
+        infos: &[TypeInfo],
+        elim: LevelId,
+        rec_lparams: &[NameId],
+    ) -> Result<Vec<GenRec>, KernelError> {
         let nidx: Vec<usize> = infos.iter().map(|i| i.nindices).collect();
         // Motives: (indices) -> (t : I params indices) -> Sort elim.
         let mut motives = Vec::new();
@@ -590,7 +836,12 @@ impl Ctx {
         let mut majors = Vec::new();
         for (i, _) in infos.iter().enumerate() {
             let ity = tc.constant(self.types[i])?.ty;
-            let mut t = subst::instantiate_lparams(tc.s, ity, &tc.constant(self.types[i])?.lparams.clone(), &self.us);
+            let mut t = subst::instantiate_lparams(
+                tc.s,
+                ity,
+                &tc.constant(self.types[i])?.lparams.clone(),
+                &self.us,
+            );
             t = tc.whnf(t)?;
             let mut k = 0;
             let mut idxs = Vec::new();
@@ -642,8 +893,15 @@ impl Ctx {
                 minors.push(tc.mk_local(mty, None));
             }
         }
-        let rec_levels: Vec<LevelId> = rec_lparams.iter().map(|&p| tc.s.level(LevelNode::Param(p))).collect();
-        let rec_names: Vec<NameId> = self.types.iter().map(|&n| tc.s.name_str(n, "rec")).collect();
+        let rec_levels: Vec<LevelId> = rec_lparams
+            .iter()
+            .map(|&p| tc.s.level(LevelNode::Param(p)))
+            .collect();
+        let rec_names: Vec<NameId> = self
+            .types
+            .iter()
+            .map(|&n| tc.s.name_str(n, "rec"))
+            .collect();
         let mut out = Vec::new();
         let mut minor_idx = 0;
         for (i, info) in infos.iter().enumerate() {
@@ -677,10 +935,19 @@ impl Ctx {
                 xs.extend(&minors);
                 xs.extend(&fields);
                 let rhs = tc.mk_lambda(&xs, body);
-                rules.push(RecRule { ctor: c.name, nfields: fields.len() as u32, rhs });
+                rules.push(RecRule {
+                    ctor: c.name,
+                    nfields: fields.len() as u32,
+                    rhs,
+                });
                 minor_idx += 1;
             }
-            out.push(GenRec { name: rec_names[i], ty, nindices: info.nindices as u32, rules });
+            out.push(GenRec {
+                name: rec_names[i],
+                ty,
+                nindices: info.nindices as u32,
+                rules,
+            });
         }
         Ok(out)
     }

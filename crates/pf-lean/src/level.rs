@@ -45,7 +45,9 @@ pub fn undeclared_param(s: &Store, l: LevelId, ps: &[NameId]) -> Option<NameId> 
         LevelNode::Zero => None,
         LevelNode::Param(p) => (!ps.contains(&p)).then_some(p),
         LevelNode::Succ(a) => undeclared_param(s, a, ps),
-        LevelNode::Max(a, b) | LevelNode::IMax(a, b) => undeclared_param(s, a, ps).or_else(|| undeclared_param(s, b, ps)),
+        LevelNode::Max(a, b) | LevelNode::IMax(a, b) => {
+            undeclared_param(s, a, ps).or_else(|| undeclared_param(s, b, ps))
+        }
     }
 }
 
@@ -97,7 +99,13 @@ fn atoms(s: &Store, l: LevelId, k: u64, out: &mut Vec<Atom>) -> Result<(), NameI
 }
 
 /// Atoms of `imax a b + k` without interning `imax a b`.
-fn imax_atoms(s: &Store, a: LevelId, b: LevelId, k: u64, out: &mut Vec<Atom>) -> Result<(), NameId> {
+fn imax_atoms(
+    s: &Store,
+    a: LevelId,
+    b: LevelId,
+    k: u64,
+    out: &mut Vec<Atom>,
+) -> Result<(), NameId> {
     match s.level_node(b) {
         LevelNode::Zero => {
             out.push(Atom { param: None, k });
@@ -136,7 +144,9 @@ fn leq_split(s: &mut Store, a: LevelId, b: LevelId, budget: &mut u32) -> bool {
     }
     let mut xa = Vec::new();
     let mut xb = Vec::new();
-    let split = atoms(s, a, 0, &mut xa).err().or_else(|| atoms(s, b, 0, &mut xb).err());
+    let split = atoms(s, a, 0, &mut xa)
+        .err()
+        .or_else(|| atoms(s, b, 0, &mut xb).err());
     match split {
         Some(p) => {
             if *budget == 0 {

@@ -9,6 +9,7 @@
 
 pub mod axioms;
 pub mod binding;
+pub mod builder;
 pub mod check;
 pub mod env;
 pub mod error;

@@ -7,10 +7,16 @@ use crate::store::{ExprId, LevelId, LevelNode, NameId, Store};
 use crate::tc::{TypeChecker, Wk};
 
 /// The expected type of a quotient constant, over universe parameters `ps`.
-pub fn expected_type(tc: &mut TypeChecker, kind: QuotKind, ps: &[NameId]) -> Result<ExprId, KernelError> {
+pub fn expected_type(
+    tc: &mut TypeChecker,
+    kind: QuotKind,
+    ps: &[NameId],
+) -> Result<ExprId, KernelError> {
     let need = if kind == QuotKind::Lift { 2 } else { 1 };
     if ps.len() != need {
-        return ill(format!("quotient constant must have {need} universe parameter(s)"));
+        return ill(format!(
+            "quotient constant must have {need} universe parameter(s)"
+        ));
     }
     let s = &mut *tc.s;
     let u = s.level(LevelNode::Param(ps[0]));
@@ -78,8 +84,16 @@ pub fn expected_type(tc: &mut TypeChecker, kind: QuotKind, ps: &[NameId]) -> Res
 /// Requires `Eq` to be `inductive Eq.{u} {α : Sort u} (a : α) : α → Prop | refl : Eq a a`.
 fn check_eq(s: &mut Store, env: &Env, wk: Wk) -> Result<(), KernelError> {
     let eq_n = s.name_path("Eq");
-    let Some(eq) = env.get(eq_n) else { return ill("the quotient package requires `Eq` to be declared first") };
-    let ConstKind::Induct { ctors, num_params, num_indices, .. } = &eq.kind else {
+    let Some(eq) = env.get(eq_n) else {
+        return ill("the quotient package requires `Eq` to be declared first");
+    };
+    let ConstKind::Induct {
+        ctors,
+        num_params,
+        num_indices,
+        ..
+    } = &eq.kind
+    else {
         return ill("`Eq` is not an inductive type");
     };
     if eq.lparams.len() != 1 || ctors.len() != 1 || *num_params != 2 || *num_indices != 1 {
@@ -110,7 +124,9 @@ fn check_eq(s: &mut Store, env: &Env, wk: Wk) -> Result<(), KernelError> {
 
 /// Checks one exported quotient constant against the expected type.
 pub fn check_quot(s: &mut Store, env: &Env, wk: Wk, c: &Constant) -> Result<(), KernelError> {
-    let ConstKind::Quot(kind) = c.kind else { return ill("not a quotient constant") };
+    let ConstKind::Quot(kind) = c.kind else {
+        return ill("not a quotient constant");
+    };
     let want_name = match kind {
         QuotKind::Type => "Quot",
         QuotKind::Ctor => "Quot.mk",
@@ -118,13 +134,17 @@ pub fn check_quot(s: &mut Store, env: &Env, wk: Wk, c: &Constant) -> Result<(), 
         QuotKind::Ind => "Quot.ind",
     };
     if s.name_to_string(c.name) != want_name {
-        return ill(format!("quotient constant of kind `{want_name}` has the wrong name"));
+        return ill(format!(
+            "quotient constant of kind `{want_name}` has the wrong name"
+        ));
     }
     check_eq(s, env, wk)?;
     let mut tc = TypeChecker::new(s, env, wk, Some(c.lparams.clone()), crate::tc::DEFAULT_FUEL);
     let want = expected_type(&mut tc, kind, &c.lparams)?;
     if want != c.ty && !tc.is_def_eq(want, c.ty)? {
-        return ill(format!("`{want_name}` does not have the type of the quotient package"));
+        return ill(format!(
+            "`{want_name}` does not have the type of the quotient package"
+        ));
     }
     Ok(())
 }
@@ -144,7 +164,13 @@ pub fn generate(s: &mut Store, env: &Env, wk: Wk) -> Result<Vec<Constant>, Kerne
         let mut tc = TypeChecker::new(s, env, wk, Some(ps.clone()), crate::tc::DEFAULT_FUEL);
         let ty = expected_type(&mut tc, kind, &ps)?;
         let name = s.name_path(name);
-        out.push(Constant { name, lparams: ps, ty, kind: ConstKind::Quot(kind), is_unsafe: false });
+        out.push(Constant {
+            name,
+            lparams: ps,
+            ty,
+            kind: ConstKind::Quot(kind),
+            is_unsafe: false,
+        });
     }
     Ok(out)
 }

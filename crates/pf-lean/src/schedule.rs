@@ -12,7 +12,9 @@ use crate::store::{ExprId, ExprNode, NameId, Store};
 fn exprs_of(c: &Constant, out: &mut Vec<ExprId>) {
     out.push(c.ty);
     match &c.kind {
-        ConstKind::Def { value, .. } | ConstKind::Thm { value } | ConstKind::Opaque { value } => out.push(*value),
+        ConstKind::Def { value, .. } | ConstKind::Thm { value } | ConstKind::Opaque { value } => {
+            out.push(*value)
+        }
         ConstKind::Rec { rules, .. } => out.extend(rules.iter().map(|r| r.rhs)),
         _ => {}
     }
@@ -22,9 +24,18 @@ fn provides(s: &mut Store, d: &Declaration) -> Vec<NameId> {
     match d {
         Declaration::Single(c) | Declaration::Quot(c) => vec![c.name],
         Declaration::LateRec(_) => vec![],
-        Declaration::QuotPackage => ["Quot", "Quot.mk", "Quot.lift", "Quot.ind"].iter().map(|n| s.name_path(n)).collect(),
+        Declaration::QuotPackage => ["Quot", "Quot.mk", "Quot.lift", "Quot.ind"]
+            .iter()
+            .map(|n| s.name_path(n))
+            .collect(),
         Declaration::Inductive(i) => {
-            let mut v: Vec<NameId> = i.types.iter().chain(&i.ctors).chain(i.recs.iter().flatten()).map(|c| c.name).collect();
+            let mut v: Vec<NameId> = i
+                .types
+                .iter()
+                .chain(&i.ctors)
+                .chain(i.recs.iter().flatten())
+                .map(|c| c.name)
+                .collect();
             for t in &i.types {
                 v.push(s.name_str(t.name, "rec"));
             }
@@ -36,10 +47,17 @@ fn provides(s: &mut Store, d: &Declaration) -> Vec<NameId> {
 fn requires(s: &Store, d: &Declaration, own: &[NameId]) -> Vec<NameId> {
     let mut roots = Vec::new();
     match d {
-        Declaration::Single(c) | Declaration::Quot(c) | Declaration::LateRec(c) => exprs_of(c, &mut roots),
+        Declaration::Single(c) | Declaration::Quot(c) | Declaration::LateRec(c) => {
+            exprs_of(c, &mut roots)
+        }
         Declaration::QuotPackage => {}
         Declaration::Inductive(i) => {
-            for c in i.types.iter().chain(&i.ctors).chain(i.recs.iter().flatten()) {
+            for c in i
+                .types
+                .iter()
+                .chain(&i.ctors)
+                .chain(i.recs.iter().flatten())
+            {
                 exprs_of(c, &mut roots);
             }
         }
@@ -51,10 +69,8 @@ fn requires(s: &Store, d: &Declaration, own: &[NameId]) -> Vec<NameId> {
             continue;
         }
         match s.node(e) {
-            ExprNode::Const(n, _) => {
-                if !own.contains(&n) {
-                    names.insert(n);
-                }
+            ExprNode::Const(n, _) if !own.contains(&n) => {
+                names.insert(n);
             }
             ExprNode::App(a, b) | ExprNode::Lam(a, b) | ExprNode::Pi(a, b) => roots.extend([a, b]),
             ExprNode::Let(a, b, c) => roots.extend([a, b, c]),
@@ -76,7 +92,10 @@ fn requires(s: &Store, d: &Declaration, own: &[NameId]) -> Vec<NameId> {
 }
 
 /// Reorders declarations so that each comes after the declarations it mentions.
-pub fn dependency_order(s: &mut Store, decls: Vec<(usize, Declaration)>) -> Vec<(usize, Declaration)> {
+pub fn dependency_order(
+    s: &mut Store,
+    decls: Vec<(usize, Declaration)>,
+) -> Vec<(usize, Declaration)> {
     let info: Vec<(Vec<NameId>, Vec<NameId>)> = decls
         .iter()
         .map(|(_, d)| {

@@ -127,7 +127,9 @@ impl Store {
     /// Fails when the expression limit was hit.
     pub fn check_limits(&self) -> Result<(), KernelError> {
         if self.overflow {
-            Err(KernelError::Resource("expression arena limit exceeded".into()))
+            Err(KernelError::Resource(
+                "expression arena limit exceeded".into(),
+            ))
         } else {
             Ok(())
         }
@@ -306,8 +308,14 @@ impl Store {
     fn compute_info(&self, e: ExprNode) -> ExprInfo {
         let i = |x: ExprId| self.infos[x.0 as usize];
         match e {
-            ExprNode::BVar(n) => ExprInfo { loose_bvar_range: n.saturating_add(1), ..Default::default() },
-            ExprNode::Sort(l) => ExprInfo { has_lparam: self.level_has_param(l), ..Default::default() },
+            ExprNode::BVar(n) => ExprInfo {
+                loose_bvar_range: n.saturating_add(1),
+                ..Default::default()
+            },
+            ExprNode::Sort(l) => ExprInfo {
+                has_lparam: self.level_has_param(l),
+                ..Default::default()
+            },
             ExprNode::Const(_, ls) => ExprInfo {
                 has_lparam: self.level_list(ls).iter().any(|&l| self.level_has_param(l)),
                 ..Default::default()
@@ -341,7 +349,10 @@ impl Store {
             }
             ExprNode::NatLit(_) | ExprNode::StrLit(_) => ExprInfo::default(),
             ExprNode::Proj(_, _, s) => i(s),
-            ExprNode::FVar(_) => ExprInfo { has_fvar: true, ..Default::default() },
+            ExprNode::FVar(_) => ExprInfo {
+                has_fvar: true,
+                ..Default::default()
+            },
         }
     }
 

@@ -7,7 +7,11 @@ use crate::level;
 use crate::store::{ExprId, ExprNode, LevelId, NameId, Store};
 
 /// Rebuilds `e` with children mapped by `f` (a generic one-level map).
-fn rebuild(s: &mut Store, e: ExprId, mut f: impl FnMut(&mut Store, ExprId, u32) -> ExprId) -> ExprId {
+fn rebuild(
+    s: &mut Store,
+    e: ExprId,
+    mut f: impl FnMut(&mut Store, ExprId, u32) -> ExprId,
+) -> ExprId {
     match s.node(e) {
         ExprNode::App(a, b) => {
             let (a2, b2) = (f(s, a, 0), f(s, b, 0));
@@ -15,19 +19,35 @@ fn rebuild(s: &mut Store, e: ExprId, mut f: impl FnMut(&mut Store, ExprId, u32) 
         }
         ExprNode::Lam(t, b) => {
             let (t2, b2) = (f(s, t, 0), f(s, b, 1));
-            if (t2, b2) == (t, b) { e } else { s.expr(ExprNode::Lam(t2, b2)) }
+            if (t2, b2) == (t, b) {
+                e
+            } else {
+                s.expr(ExprNode::Lam(t2, b2))
+            }
         }
         ExprNode::Pi(t, b) => {
             let (t2, b2) = (f(s, t, 0), f(s, b, 1));
-            if (t2, b2) == (t, b) { e } else { s.expr(ExprNode::Pi(t2, b2)) }
+            if (t2, b2) == (t, b) {
+                e
+            } else {
+                s.expr(ExprNode::Pi(t2, b2))
+            }
         }
         ExprNode::Let(t, v, b) => {
             let (t2, v2, b2) = (f(s, t, 0), f(s, v, 0), f(s, b, 1));
-            if (t2, v2, b2) == (t, v, b) { e } else { s.expr(ExprNode::Let(t2, v2, b2)) }
+            if (t2, v2, b2) == (t, v, b) {
+                e
+            } else {
+                s.expr(ExprNode::Let(t2, v2, b2))
+            }
         }
         ExprNode::Proj(n, i, x) => {
             let x2 = f(s, x, 0);
-            if x2 == x { e } else { s.expr(ExprNode::Proj(n, i, x2)) }
+            if x2 == x {
+                e
+            } else {
+                s.expr(ExprNode::Proj(n, i, x2))
+            }
         }
         _ => e,
     }
@@ -42,7 +62,13 @@ pub fn lift(s: &mut Store, e: ExprId, n: u32, offset: u32) -> ExprId {
     lift_go(s, e, n, offset, &mut cache)
 }
 
-fn lift_go(s: &mut Store, e: ExprId, n: u32, off: u32, cache: &mut FxHashMap<(ExprId, u32), ExprId>) -> ExprId {
+fn lift_go(
+    s: &mut Store,
+    e: ExprId,
+    n: u32,
+    off: u32,
+    cache: &mut FxHashMap<(ExprId, u32), ExprId>,
+) -> ExprId {
     if s.info(e).loose_bvar_range <= off {
         return e;
     }
@@ -74,7 +100,13 @@ pub fn instantiate_rev(s: &mut Store, e: ExprId, vals: &[ExprId]) -> ExprId {
     instantiate(s, e, &rev)
 }
 
-fn inst_go(s: &mut Store, e: ExprId, vals: &[ExprId], off: u32, cache: &mut FxHashMap<(ExprId, u32), ExprId>) -> ExprId {
+fn inst_go(
+    s: &mut Store,
+    e: ExprId,
+    vals: &[ExprId],
+    off: u32,
+    cache: &mut FxHashMap<(ExprId, u32), ExprId>,
+) -> ExprId {
     if s.info(e).loose_bvar_range <= off {
         return e;
     }
@@ -109,7 +141,13 @@ pub fn abstract_fvars(s: &mut Store, e: ExprId, fvars: &[ExprId]) -> ExprId {
     abs_go(s, e, fvars, 0, &mut cache)
 }
 
-fn abs_go(s: &mut Store, e: ExprId, fvars: &[ExprId], off: u32, cache: &mut FxHashMap<(ExprId, u32), ExprId>) -> ExprId {
+fn abs_go(
+    s: &mut Store,
+    e: ExprId,
+    fvars: &[ExprId],
+    off: u32,
+    cache: &mut FxHashMap<(ExprId, u32), ExprId>,
+) -> ExprId {
     if !s.info(e).has_fvar {
         return e;
     }
@@ -135,8 +173,12 @@ pub fn has_loose_bvar(s: &Store, e: ExprId, i: u32) -> bool {
     match s.node(e) {
         ExprNode::BVar(j) => j == i,
         ExprNode::App(a, b) => has_loose_bvar(s, a, i) || has_loose_bvar(s, b, i),
-        ExprNode::Lam(t, b) | ExprNode::Pi(t, b) => has_loose_bvar(s, t, i) || has_loose_bvar(s, b, i + 1),
-        ExprNode::Let(t, v, b) => has_loose_bvar(s, t, i) || has_loose_bvar(s, v, i) || has_loose_bvar(s, b, i + 1),
+        ExprNode::Lam(t, b) | ExprNode::Pi(t, b) => {
+            has_loose_bvar(s, t, i) || has_loose_bvar(s, b, i + 1)
+        }
+        ExprNode::Let(t, v, b) => {
+            has_loose_bvar(s, t, i) || has_loose_bvar(s, v, i) || has_loose_bvar(s, b, i + 1)
+        }
         ExprNode::Proj(_, _, x) => has_loose_bvar(s, x, i),
         _ => false,
     }
@@ -151,7 +193,13 @@ pub fn instantiate_lparams(s: &mut Store, e: ExprId, ps: &[NameId], us: &[LevelI
     ilp_go(s, e, ps, us, &mut cache)
 }
 
-fn ilp_go(s: &mut Store, e: ExprId, ps: &[NameId], us: &[LevelId], cache: &mut FxHashMap<ExprId, ExprId>) -> ExprId {
+fn ilp_go(
+    s: &mut Store,
+    e: ExprId,
+    ps: &[NameId],
+    us: &[LevelId],
+    cache: &mut FxHashMap<ExprId, ExprId>,
+) -> ExprId {
     if !s.info(e).has_lparam {
         return e;
     }
@@ -165,7 +213,10 @@ fn ilp_go(s: &mut Store, e: ExprId, ps: &[NameId], us: &[LevelId], cache: &mut F
         }
         ExprNode::Const(n, ls) => {
             let ls: Vec<LevelId> = s.level_list(ls).to_vec();
-            let ls2: Vec<LevelId> = ls.iter().map(|&l| level::instantiate(s, l, ps, us)).collect();
+            let ls2: Vec<LevelId> = ls
+                .iter()
+                .map(|&l| level::instantiate(s, l, ps, us))
+                .collect();
             s.constant(n, &ls2)
         }
         _ => rebuild(s, e, |s, c, _| ilp_go(s, c, ps, us, cache)),
@@ -181,14 +232,23 @@ pub fn mentions_const(s: &Store, e: ExprId, c: &[NameId]) -> bool {
     mentions_go(s, e, c, &mut seen)
 }
 
-fn mentions_go(s: &Store, e: ExprId, c: &[NameId], seen: &mut rustc_hash::FxHashSet<ExprId>) -> bool {
+fn mentions_go(
+    s: &Store,
+    e: ExprId,
+    c: &[NameId],
+    seen: &mut rustc_hash::FxHashSet<ExprId>,
+) -> bool {
     if !seen.insert(e) {
         return false;
     }
     match s.node(e) {
         ExprNode::Const(n, _) => c.contains(&n),
-        ExprNode::App(a, b) | ExprNode::Lam(a, b) | ExprNode::Pi(a, b) => mentions_go(s, a, c, seen) || mentions_go(s, b, c, seen),
-        ExprNode::Let(t, v, b) => mentions_go(s, t, c, seen) || mentions_go(s, v, c, seen) || mentions_go(s, b, c, seen),
+        ExprNode::App(a, b) | ExprNode::Lam(a, b) | ExprNode::Pi(a, b) => {
+            mentions_go(s, a, c, seen) || mentions_go(s, b, c, seen)
+        }
+        ExprNode::Let(t, v, b) => {
+            mentions_go(s, t, c, seen) || mentions_go(s, v, c, seen) || mentions_go(s, b, c, seen)
+        }
         ExprNode::Proj(_, _, x) => mentions_go(s, x, c, seen),
         _ => false,
     }

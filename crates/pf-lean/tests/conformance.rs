@@ -18,8 +18,11 @@ const DISPUTED: &[(&str, &str)] = &[(
 
 #[test]
 fn corpus_verdicts_are_never_wrong() {
-    let Some(dir) = pf_testkit::shared_path("vectors/lean") else { return };
-    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("MANIFEST.tsv is readable");
+    let Some(dir) = pf_testkit::shared_path("vectors/lean") else {
+        return;
+    };
+    let manifest =
+        std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("MANIFEST.tsv is readable");
     let (mut decided, mut declined, mut wrong) = (0usize, Vec::new(), Vec::new());
     for row in manifest.lines().skip(1) {
         let cols: Vec<&str> = row.split('\t').collect();
@@ -43,7 +46,10 @@ fn corpus_verdicts_are_never_wrong() {
         } else if got == expected {
             decided += 1;
         } else {
-            wrong.push(format!("{file}: expected {expected}, got {:?}", out.verdict));
+            wrong.push(format!(
+                "{file}: expected {expected}, got {:?}",
+                out.verdict
+            ));
         }
     }
     println!("decided correctly: {decided}, declined: {}", declined.len());
@@ -51,5 +57,8 @@ fn corpus_verdicts_are_never_wrong() {
         println!("  declined {d}");
     }
     assert!(wrong.is_empty(), "wrong verdicts:\n{}", wrong.join("\n"));
-    assert!(decided >= MIN_DECIDED, "only {decided} files decided correctly (minimum {MIN_DECIDED})");
+    assert!(
+        decided >= MIN_DECIDED,
+        "only {decided} files decided correctly (minimum {MIN_DECIDED})"
+    );
 }

@@ -44,7 +44,10 @@ pub struct Export {
 /// Parses an export file, detecting its format from the first line.
 pub fn parse_export(input: &str) -> Result<Export, ParseError> {
     if input.len() > MAX_EXPORT_BYTES {
-        return Err(ParseError::new(0, format!("export larger than {MAX_EXPORT_BYTES} bytes")));
+        return Err(ParseError::new(
+            0,
+            format!("export larger than {MAX_EXPORT_BYTES} bytes"),
+        ));
     }
     let first = input.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     let t = first.trim_start();

@@ -19,31 +19,41 @@ impl Tables {
         names.insert(0, store.anon());
         let mut levels = FxHashMap::default();
         levels.insert(0, store.zero());
-        Tables { names, levels, exprs: FxHashMap::default() }
+        Tables {
+            names,
+            levels,
+            exprs: FxHashMap::default(),
+        }
     }
 
     /// Resolves a name index.
     pub fn name(&self, line: usize, i: u64) -> Result<NameId, ParseError> {
-        self.names
-            .get(&i)
-            .copied()
-            .ok_or_else(|| ParseError::new(line, format!("name index {i} is not defined before this line")))
+        self.names.get(&i).copied().ok_or_else(|| {
+            ParseError::new(
+                line,
+                format!("name index {i} is not defined before this line"),
+            )
+        })
     }
 
     /// Resolves a level index.
     pub fn level(&self, line: usize, i: u64) -> Result<LevelId, ParseError> {
-        self.levels
-            .get(&i)
-            .copied()
-            .ok_or_else(|| ParseError::new(line, format!("level index {i} is not defined before this line")))
+        self.levels.get(&i).copied().ok_or_else(|| {
+            ParseError::new(
+                line,
+                format!("level index {i} is not defined before this line"),
+            )
+        })
     }
 
     /// Resolves an expression index.
     pub fn expr(&self, line: usize, i: u64) -> Result<ExprId, ParseError> {
-        self.exprs
-            .get(&i)
-            .copied()
-            .ok_or_else(|| ParseError::new(line, format!("expression index {i} is not defined before this line")))
+        self.exprs.get(&i).copied().ok_or_else(|| {
+            ParseError::new(
+                line,
+                format!("expression index {i} is not defined before this line"),
+            )
+        })
     }
 
     /// Defines a name index (index 0 is reserved for the anonymous name).
@@ -71,7 +81,10 @@ fn define<T: Copy + PartialEq>(
 ) -> Result<(), ParseError> {
     match map.get(&i) {
         Some(old) if *old == v => Ok(()),
-        Some(_) => Err(ParseError::new(line, format!("{what} index {i} redefined with a different value"))),
+        Some(_) => Err(ParseError::new(
+            line,
+            format!("{what} index {i} redefined with a different value"),
+        )),
         None => {
             map.insert(i, v);
             Ok(())

@@ -33,7 +33,12 @@ impl<'a> Line<'a> {
     }
     fn num(&mut self, what: &str) -> Result<u64, ParseError> {
         let t = self.next(what)?;
-        t.parse::<u64>().map_err(|_| ParseError::new(self.no, format!("expected {what} (an integer), found `{t}`")))
+        t.parse::<u64>().map_err(|_| {
+            ParseError::new(
+                self.no,
+                format!("expected {what} (an integer), found `{t}`"),
+            )
+        })
     }
     fn u32(&mut self, what: &str) -> Result<u32, ParseError> {
         let n = self.num(what)?;
@@ -43,17 +48,27 @@ impl<'a> Line<'a> {
         match self.num(what)? {
             0 => Ok(false),
             1 => Ok(true),
-            n => Err(ParseError::new(self.no, format!("{what}: expected 0 or 1, found {n}"))),
+            n => Err(ParseError::new(
+                self.no,
+                format!("{what}: expected 0 or 1, found {n}"),
+            )),
         }
     }
     fn rest(&mut self) -> Vec<&'a str> {
-        let r = self.toks.get(self.pos..).map(|s| s.to_vec()).unwrap_or_default();
+        let r = self
+            .toks
+            .get(self.pos..)
+            .map(|s| s.to_vec())
+            .unwrap_or_default();
         self.pos = self.toks.len();
         r
     }
     fn end(&self) -> Result<(), ParseError> {
         if self.pos < self.toks.len() {
-            return Err(ParseError::new(self.no, format!("unexpected trailing token `{}`", self.toks[self.pos])));
+            return Err(ParseError::new(
+                self.no,
+                format!("unexpected trailing token `{}`", self.toks[self.pos]),
+            ));
         }
         Ok(())
     }
@@ -78,31 +93,54 @@ enum Item {
 pub fn parse(input: &str) -> Result<Export, ParseError> {
     let store = Store::new();
     let t = Tables::new(&store);
-    let mut lines = input.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).peekable();
+    let mut lines = input
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .peekable();
     let mut format = Format::TextLegacy;
     if let Some((i, first)) = lines.peek() {
         let f = first.trim();
         if !f.contains('#') {
             if f != "2.0.0" {
-                return Err(ParseError::unsupported(i + 1, format!("unsupported text export version `{f}` (supported: 2.0.0 and the header-less legacy layout)")));
+                return Err(ParseError::unsupported(
+                    i + 1,
+                    format!(
+                        "unsupported text export version `{f}` (supported: 2.0.0 and the header-less legacy layout)"
+                    ),
+                ));
             }
             format = Format::Text(f.to_string());
             lines.next();
         }
     }
-    let mut r = Reader { store, t, legacy: format == Format::TextLegacy, rules: FxHashMap::default(), items: Vec::new() };
+    let mut r = Reader {
+        store,
+        t,
+        legacy: format == Format::TextLegacy,
+        rules: FxHashMap::default(),
+        items: Vec::new(),
+    };
     for (i, raw) in lines {
         if raw.len() > MAX_LINE_BYTES {
             return Err(ParseError::new(i + 1, "line too long"));
         }
-        let mut l = Line { no: i + 1, toks: raw.split_ascii_whitespace().collect(), pos: 0 };
+        let mut l = Line {
+            no: i + 1,
+            toks: raw.split_ascii_whitespace().collect(),
+            pos: 0,
+        };
         r.line(&mut l)?;
         if r.store.overflowed() {
             return Err(ParseError::new(i + 1, "expression limit exceeded"));
         }
     }
     let decls = r.group()?;
-    Ok(Export { store: r.store, decls, format })
+    Ok(Export {
+        store: r.store,
+        decls,
+        format,
+    })
 }
 
 impl Reader {
@@ -111,15 +149,21 @@ impl Reader {
         if first.starts_with('#') {
             return self.decl(first, l);
         }
-        let idx = first
-            .parse::<u64>()
-            .map_err(|_| ParseError::new(l.no, format!("expected an index or a `#` command, found `{first}`")))?;
+        let idx = first.parse::<u64>().map_err(|_| {
+            ParseError::new(
+                l.no,
+                format!("expected an index or a `#` command, found `{first}`"),
+            )
+        })?;
         let cmd = l.next("a command")?;
         let no = l.no;
         match cmd {
             "#NS" | "#NI" => {
                 if idx == 0 {
-                    return Err(ParseError::new(no, "name index 0 is reserved for the anonymous name"));
+                    return Err(ParseError::new(
+                        no,
+                        "name index 0 is reserved for the anonymous name",
+                    ));
                 }
                 let pre = self.t.name(no, l.num("a name index")?)?;
                 let node = if cmd == "#NS" {
@@ -135,12 +179,21 @@ impl Reader {
             }
             "#US" | "#UM" | "#UIM" | "#UP" => {
                 if idx == 0 {
-                    return Err(ParseError::new(no, "level index 0 is reserved for level zero"));
+                    return Err(ParseError::new(
+                        no,
+                        "level index 0 is reserved for level zero",
+                    ));
                 }
                 let node = match cmd {
                     "#US" => LevelNode::Succ(self.t.level(no, l.num("a level index")?)?),
-                    "#UM" => LevelNode::Max(self.t.level(no, l.num("a level index")?)?, self.t.level(no, l.num("a level index")?)?),
-                    "#UIM" => LevelNode::IMax(self.t.level(no, l.num("a level index")?)?, self.t.level(no, l.num("a level index")?)?),
+                    "#UM" => LevelNode::Max(
+                        self.t.level(no, l.num("a level index")?)?,
+                        self.t.level(no, l.num("a level index")?)?,
+                    ),
+                    "#UIM" => LevelNode::IMax(
+                        self.t.level(no, l.num("a level index")?)?,
+                        self.t.level(no, l.num("a level index")?)?,
+                    ),
                     _ => LevelNode::Param(self.t.name(no, l.num("a name index")?)?),
                 };
                 l.end()?;
@@ -152,8 +205,15 @@ impl Reader {
                 let nfields = l.u32("the field count")?;
                 let rhs = self.t.expr(no, l.num("an expression index")?)?;
                 l.end()?;
-                if self.rules.insert(idx, RecRule { ctor, nfields, rhs }).is_some() {
-                    return Err(ParseError::new(no, format!("recursor rule index {idx} defined twice")));
+                if self
+                    .rules
+                    .insert(idx, RecRule { ctor, nfields, rhs })
+                    .is_some()
+                {
+                    return Err(ParseError::new(
+                        no,
+                        format!("recursor rule index {idx} defined twice"),
+                    ));
                 }
                 Ok(())
             }
@@ -177,22 +237,34 @@ impl Reader {
                     .iter()
                     .map(|t| {
                         t.parse::<u64>()
-                            .map_err(|_| ParseError::new(no, format!("expected a level index, found `{t}`")))
+                            .map_err(|_| {
+                                ParseError::new(no, format!("expected a level index, found `{t}`"))
+                            })
                             .and_then(|u| self.t.level(no, u))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 ExprNode::Const(name, self.store.levels_of(&us))
             }
-            "#EA" => ExprNode::App(self.t.expr(no, l.num("an expression index")?)?, self.t.expr(no, l.num("an expression index")?)?),
+            "#EA" => ExprNode::App(
+                self.t.expr(no, l.num("an expression index")?)?,
+                self.t.expr(no, l.num("an expression index")?)?,
+            ),
             "#EL" | "#EP" => {
                 let bi = l.next("a binder info (#BD, #BI, #BS, #BC)")?;
                 if !matches!(bi, "#BD" | "#BI" | "#BS" | "#BC") {
-                    return Err(ParseError::new(no, format!("expected a binder info (#BD, #BI, #BS, #BC), found `{bi}`")));
+                    return Err(ParseError::new(
+                        no,
+                        format!("expected a binder info (#BD, #BI, #BS, #BC), found `{bi}`"),
+                    ));
                 }
                 self.t.name(no, l.num("a name index")?)?;
                 let ty = self.t.expr(no, l.num("an expression index")?)?;
                 let body = self.t.expr(no, l.num("an expression index")?)?;
-                if cmd == "#EL" { ExprNode::Lam(ty, body) } else { ExprNode::Pi(ty, body) }
+                if cmd == "#EL" {
+                    ExprNode::Lam(ty, body)
+                } else {
+                    ExprNode::Pi(ty, body)
+                }
             }
             "#EZ" => {
                 self.t.name(no, l.num("a name index")?)?;
@@ -210,18 +282,28 @@ impl Reader {
             "#ELN" => {
                 let t = l.next("a natural number")?;
                 if t.len() > 1_000_000 || !t.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(ParseError::new(no, format!("expected a natural number, found `{t}`")));
+                    return Err(ParseError::new(
+                        no,
+                        format!("expected a natural number, found `{t}`"),
+                    ));
                 }
-                let n = t.parse::<BigUint>().map_err(|e| ParseError::new(no, format!("natural literal: {e}")))?;
+                let n = t
+                    .parse::<BigUint>()
+                    .map_err(|e| ParseError::new(no, format!("natural literal: {e}")))?;
                 return Ok(self.store.nat_lit(n));
             }
             "#ELS" => {
                 let bytes = l
                     .rest()
                     .iter()
-                    .map(|t| u8::from_str_radix(t, 16).map_err(|_| ParseError::new(no, format!("expected a hex byte, found `{t}`"))))
+                    .map(|t| {
+                        u8::from_str_radix(t, 16).map_err(|_| {
+                            ParseError::new(no, format!("expected a hex byte, found `{t}`"))
+                        })
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
-                let s = String::from_utf8(bytes).map_err(|_| ParseError::new(no, "string literal is not valid UTF-8"))?;
+                let s = String::from_utf8(bytes)
+                    .map_err(|_| ParseError::new(no, "string literal is not valid UTF-8"))?;
                 return Ok(self.store.str_lit(s));
             }
             other => return Err(ParseError::new(no, format!("unknown command `{other}`"))),
@@ -235,14 +317,21 @@ impl Reader {
             .iter()
             .map(|t| {
                 t.parse::<u64>()
-                    .map_err(|_| ParseError::new(no, format!("expected a universe parameter name index, found `{t}`")))
+                    .map_err(|_| {
+                        ParseError::new(
+                            no,
+                            format!("expected a universe parameter name index, found `{t}`"),
+                        )
+                    })
                     .and_then(|n| self.t.name(no, n))
             })
             .collect()
     }
 
     fn names(&self, l: &mut Line, count: u64, what: &str) -> Result<Vec<NameId>, ParseError> {
-        (0..count).map(|_| l.num(what).and_then(|n| self.t.name(l.no, n))).collect()
+        (0..count)
+            .map(|_| l.num(what).and_then(|n| self.t.name(l.no, n)))
+            .collect()
     }
 
     fn decl(&mut self, cmd: &str, l: &mut Line) -> Result<(), ParseError> {
@@ -256,7 +345,13 @@ impl Reader {
             "#AX" => {
                 let (name, ty) = name_ty(self, l)?;
                 let lparams = self.lparams(l)?;
-                Item::Decl(Declaration::Single(Constant { name, lparams, ty, kind: ConstKind::Axiom, is_unsafe: false }))
+                Item::Decl(Declaration::Single(Constant {
+                    name,
+                    lparams,
+                    ty,
+                    kind: ConstKind::Axiom,
+                    is_unsafe: false,
+                }))
             }
             "#DEF" | "#THM" | "#OPAQ" => {
                 let (name, ty) = name_ty(self, l)?;
@@ -264,19 +359,33 @@ impl Reader {
                 let kind = match cmd {
                     "#THM" => ConstKind::Thm { value },
                     "#OPAQ" => ConstKind::Opaque { value },
-                    _ if self.legacy => ConstKind::Def { value, hint: Hint::Regular(0) },
+                    _ if self.legacy => ConstKind::Def {
+                        value,
+                        hint: Hint::Regular(0),
+                    },
                     _ => {
                         let hint = match l.next("a hint (R n, A or O)")? {
                             "R" => Hint::Regular(l.u32("a definitional height")?),
                             "A" => Hint::Abbrev,
                             "O" => Hint::Opaque,
-                            h => return Err(ParseError::new(no, format!("expected a hint (R n, A or O), found `{h}`"))),
+                            h => {
+                                return Err(ParseError::new(
+                                    no,
+                                    format!("expected a hint (R n, A or O), found `{h}`"),
+                                ));
+                            }
                         };
                         ConstKind::Def { value, hint }
                     }
                 };
                 let lparams = self.lparams(l)?;
-                Item::Decl(Declaration::Single(Constant { name, lparams, ty, kind, is_unsafe: false }))
+                Item::Decl(Declaration::Single(Constant {
+                    name,
+                    lparams,
+                    ty,
+                    kind,
+                    is_unsafe: false,
+                }))
             }
             "#QUOT" if self.legacy => {
                 l.end()?;
@@ -291,9 +400,20 @@ impl Reader {
                     "Quot.mk" => QuotKind::Ctor,
                     "Quot.lift" => QuotKind::Lift,
                     "Quot.ind" => QuotKind::Ind,
-                    other => return Err(ParseError::new(no, format!("#QUOT for unknown constant `{other}`"))),
+                    other => {
+                        return Err(ParseError::new(
+                            no,
+                            format!("#QUOT for unknown constant `{other}`"),
+                        ));
+                    }
                 };
-                Item::Decl(Declaration::Quot(Constant { name, lparams, ty, kind: ConstKind::Quot(kind), is_unsafe: false }))
+                Item::Decl(Declaration::Quot(Constant {
+                    name,
+                    lparams,
+                    ty,
+                    kind: ConstKind::Quot(kind),
+                    is_unsafe: false,
+                }))
             }
             "#IND" if self.legacy => {
                 let num_params = l.u32("the parameter count")?;
@@ -327,11 +447,21 @@ impl Reader {
                         name: cn,
                         lparams: lparams.clone(),
                         ty: ct,
-                        kind: ConstKind::Ctor { induct: name, cidx: i as u32, num_params, num_fields: 0 },
+                        kind: ConstKind::Ctor {
+                            induct: name,
+                            cidx: i as u32,
+                            num_params,
+                            num_fields: 0,
+                        },
                         is_unsafe: false,
                     })
                     .collect();
-                Item::Decl(Declaration::Inductive(InductiveDecl { types, ctors, recs: None, line: no }))
+                Item::Decl(Declaration::Inductive(InductiveDecl {
+                    types,
+                    ctors,
+                    recs: None,
+                    line: no,
+                }))
             }
             "#IND" => {
                 let (name, ty) = name_ty(self, l)?;
@@ -345,8 +475,22 @@ impl Reader {
                 let nc = l.num("the constructor count")?;
                 let ctors = self.names(l, nc, "a constructor name")?;
                 let lparams = self.lparams(l)?;
-                let kind = ConstKind::Induct { num_params, num_indices, all, ctors, is_rec, is_reflexive, num_nested };
-                Item::Ind(Constant { name, lparams, ty, kind, is_unsafe: false })
+                let kind = ConstKind::Induct {
+                    num_params,
+                    num_indices,
+                    all,
+                    ctors,
+                    is_rec,
+                    is_reflexive,
+                    num_nested,
+                };
+                Item::Ind(Constant {
+                    name,
+                    lparams,
+                    ty,
+                    kind,
+                    is_unsafe: false,
+                })
             }
             "#CTOR" => {
                 let (name, ty) = name_ty(self, l)?;
@@ -355,7 +499,18 @@ impl Reader {
                 let num_params = l.u32("numParams")?;
                 let num_fields = l.u32("numFields")?;
                 let lparams = self.lparams(l)?;
-                Item::Ctor(Constant { name, lparams, ty, kind: ConstKind::Ctor { induct, cidx, num_params, num_fields }, is_unsafe: false })
+                Item::Ctor(Constant {
+                    name,
+                    lparams,
+                    ty,
+                    kind: ConstKind::Ctor {
+                        induct,
+                        cidx,
+                        num_params,
+                        num_fields,
+                    },
+                    is_unsafe: false,
+                })
             }
             "#REC" => {
                 let (name, ty) = name_ty(self, l)?;
@@ -369,13 +524,32 @@ impl Reader {
                 let mut rules = Vec::new();
                 for _ in 0..nr {
                     let ri = l.num("a recursor rule index")?;
-                    let r = self.rules.get(&ri).cloned().ok_or_else(|| ParseError::new(no, format!("recursor rule index {ri} is not defined before this line")))?;
+                    let r = self.rules.get(&ri).cloned().ok_or_else(|| {
+                        ParseError::new(
+                            no,
+                            format!("recursor rule index {ri} is not defined before this line"),
+                        )
+                    })?;
                     rules.push(r);
                 }
                 let k = l.flag("k")?;
                 let lparams = self.lparams(l)?;
-                let kind = ConstKind::Rec { all, num_params, num_indices, num_motives, num_minors, rules, k };
-                Item::Rec(Constant { name, lparams, ty, kind, is_unsafe: false })
+                let kind = ConstKind::Rec {
+                    all,
+                    num_params,
+                    num_indices,
+                    num_motives,
+                    num_minors,
+                    rules,
+                    k,
+                };
+                Item::Rec(Constant {
+                    name,
+                    lparams,
+                    ty,
+                    kind,
+                    is_unsafe: false,
+                })
             }
             other => return Err(ParseError::new(no, format!("unknown command `{other}`"))),
         };
@@ -403,7 +577,16 @@ impl Reader {
                     let b = match all.iter().find_map(|n| block_of_type.get(n)) {
                         Some(&b) => b,
                         None => {
-                            blocks.push((all.clone(), InductiveDecl { types: Vec::new(), ctors: Vec::new(), recs: Some(Vec::new()), line: no }, 0));
+                            blocks.push((
+                                all.clone(),
+                                InductiveDecl {
+                                    types: Vec::new(),
+                                    ctors: Vec::new(),
+                                    recs: Some(Vec::new()),
+                                    line: no,
+                                },
+                                0,
+                            ));
                             blocks.len() - 1
                         }
                     };
@@ -418,9 +601,9 @@ impl Reader {
                         ConstKind::Ctor { induct, .. } => *induct,
                         _ => continue,
                     };
-                    let b = *block_of_type
-                        .get(&induct)
-                        .ok_or_else(|| ParseError::new(no, "#CTOR for an inductive type not declared before it"))?;
+                    let b = *block_of_type.get(&induct).ok_or_else(|| {
+                        ParseError::new(no, "#CTOR for an inductive type not declared before it")
+                    })?;
                     blocks[b].1.ctors.push(c);
                     out.push((no, None, Some(b)));
                 }
@@ -429,9 +612,9 @@ impl Reader {
                         ConstKind::Rec { all, .. } => all.first().copied(),
                         _ => None,
                     };
-                    let b = *first
-                        .and_then(|n| block_of_type.get(&n))
-                        .ok_or_else(|| ParseError::new(no, "#REC for an inductive block not declared before it"))?;
+                    let b = *first.and_then(|n| block_of_type.get(&n)).ok_or_else(|| {
+                        ParseError::new(no, "#REC for an inductive block not declared before it")
+                    })?;
                     out.push((no, Some(Declaration::LateRec(c)), Some(b)));
                 }
             }
@@ -446,7 +629,8 @@ impl Reader {
             }
         }
         let mut decls = Vec::new();
-        let mut blocks: Vec<Option<InductiveDecl>> = blocks.into_iter().map(|(_, d, _)| Some(d)).collect();
+        let mut blocks: Vec<Option<InductiveDecl>> =
+            blocks.into_iter().map(|(_, d, _)| Some(d)).collect();
         for (i, (no, d, b)) in out.into_iter().enumerate() {
             match (d, b) {
                 (Some(Declaration::LateRec(c)), Some(b)) if i < last[b] => {

@@ -38,7 +38,11 @@ impl TypeChecker<'_> {
         }
         let la: Vec<LevelId> = self.s.level_list(a).to_vec();
         let lb: Vec<LevelId> = self.s.level_list(b).to_vec();
-        la.len() == lb.len() && la.iter().zip(&lb).all(|(&x, &y)| level::equiv(self.s, x, y))
+        la.len() == lb.len()
+            && la
+                .iter()
+                .zip(&lb)
+                .all(|(&x, &y)| level::equiv(self.s, x, y))
     }
 
     fn quick(&mut self, t: ExprId, s: ExprId) -> Result<Option<bool>, KernelError> {
@@ -46,20 +50,21 @@ impl TypeChecker<'_> {
             return Ok(Some(true));
         }
         match (self.s.node(t), self.s.node(s)) {
-            (ExprNode::Lam(..), ExprNode::Lam(..)) | (ExprNode::Pi(..), ExprNode::Pi(..)) => Ok(Some(self.is_def_eq_binding(t, s)?)),
+            (ExprNode::Lam(..), ExprNode::Lam(..)) | (ExprNode::Pi(..), ExprNode::Pi(..)) => {
+                Ok(Some(self.is_def_eq_binding(t, s)?))
+            }
             (ExprNode::Sort(a), ExprNode::Sort(b)) => Ok(Some(level::equiv(self.s, a, b))),
-            (ExprNode::NatLit(_), ExprNode::NatLit(_)) | (ExprNode::StrLit(_), ExprNode::StrLit(_)) => Ok(Some(false)),
+            (ExprNode::NatLit(_), ExprNode::NatLit(_))
+            | (ExprNode::StrLit(_), ExprNode::StrLit(_)) => Ok(Some(false)),
             _ => Ok(None),
         }
     }
 
     fn is_def_eq_binding(&mut self, mut t: ExprId, mut s: ExprId) -> Result<bool, KernelError> {
         let mut xs = Vec::new();
-        loop {
-            let (td, tb, sd, sb) = match (self.s.node(t), self.s.node(s)) {
-                (ExprNode::Lam(a, b), ExprNode::Lam(c, d)) | (ExprNode::Pi(a, b), ExprNode::Pi(c, d)) => (a, b, c, d),
-                _ => break,
-            };
+        while let (ExprNode::Lam(td, tb), ExprNode::Lam(sd, sb))
+        | (ExprNode::Pi(td, tb), ExprNode::Pi(sd, sb)) = (self.s.node(t), self.s.node(s))
+        {
             let td = subst::instantiate_rev(self.s, td, &xs);
             let sd = subst::instantiate_rev(self.s, sd, &xs);
             if !self.is_def_eq(td, sd)? {
@@ -97,9 +102,17 @@ impl TypeChecker<'_> {
             Lazy::Stuck(a, b) => (a, b),
         };
         match (self.s.node(tn), self.s.node(sn)) {
-            (ExprNode::Const(a, la), ExprNode::Const(b, lb)) if a == b && self.levels_eq(la, lb) => return Ok(true),
+            (ExprNode::Const(a, la), ExprNode::Const(b, lb))
+                if a == b && self.levels_eq(la, lb) =>
+            {
+                return Ok(true);
+            }
             (ExprNode::FVar(a), ExprNode::FVar(b)) if a == b => return Ok(true),
-            (ExprNode::Proj(_, i, a), ExprNode::Proj(_, j, b)) if i == j && self.is_def_eq(a, b)? => return Ok(true),
+            (ExprNode::Proj(_, i, a), ExprNode::Proj(_, j, b))
+                if i == j && self.is_def_eq(a, b)? =>
+            {
+                return Ok(true);
+            }
             _ => {}
         }
         let tnn = self.whnf_core(tn)?;
@@ -123,7 +136,9 @@ impl TypeChecker<'_> {
     }
 
     fn is_def_eq_app(&mut self, t: ExprId, s: ExprId) -> Result<bool, KernelError> {
-        if !matches!(self.s.node(t), ExprNode::App(..)) || !matches!(self.s.node(s), ExprNode::App(..)) {
+        if !matches!(self.s.node(t), ExprNode::App(..))
+            || !matches!(self.s.node(s), ExprNode::App(..))
+        {
             return Ok(false);
         }
         let (tf, ta) = self.s.unfold_apps(t);
@@ -180,8 +195,10 @@ impl TypeChecker<'_> {
                     std::cmp::Ordering::Greater => s = self.unfold_whnf_core(s)?,
                     std::cmp::Ordering::Equal => {
                         // Same definition on both sides: try the arguments before unfolding.
-                        if let (ExprNode::App(..), ExprNode::App(..)) = (self.s.node(t), self.s.node(s))
-                            && let (Some((a, la)), Some((b, lb))) = (self.s.head_const(t), self.s.head_const(s))
+                        if let (ExprNode::App(..), ExprNode::App(..)) =
+                            (self.s.node(t), self.s.node(s))
+                            && let (Some((a, la)), Some((b, lb))) =
+                                (self.s.head_const(t), self.s.head_const(s))
                             && a == b
                             && matches!(ht, Hint::Regular(_))
                             && self.levels_eq(la, lb)
@@ -237,21 +254,31 @@ impl TypeChecker<'_> {
         match self.s.node(e) {
             ExprNode::NatLit(i) => {
                 let v = self.s.nat_value(i).clone();
-                if num_traits::Zero::is_zero(&v) { None } else { Some(self.s.nat_lit(v - 1u32)) }
+                if num_traits::Zero::is_zero(&v) {
+                    None
+                } else {
+                    Some(self.s.nat_lit(v - 1u32))
+                }
             }
-            ExprNode::App(f, a) if matches!(self.s.node(f), ExprNode::Const(n, _) if n == self.wk.nat_succ) => Some(a),
+            ExprNode::App(f, a) if matches!(self.s.node(f), ExprNode::Const(n, _) if n == self.wk.nat_succ) => {
+                Some(a)
+            }
             _ => None,
         }
     }
 
     /// Eta: `fun x => f x == f` when `t` is a lambda and `s` is not.
     fn try_eta(&mut self, t: ExprId, s: ExprId) -> Result<bool, KernelError> {
-        if !matches!(self.s.node(t), ExprNode::Lam(..)) || matches!(self.s.node(s), ExprNode::Lam(..)) {
+        if !matches!(self.s.node(t), ExprNode::Lam(..))
+            || matches!(self.s.node(s), ExprNode::Lam(..))
+        {
             return Ok(false);
         }
         let st = self.infer(s)?;
         let st = self.whnf(st)?;
-        let ExprNode::Pi(dom, _) = self.s.node(st) else { return Ok(false) };
+        let ExprNode::Pi(dom, _) = self.s.node(st) else {
+            return Ok(false);
+        };
         let ls = subst::lift(self.s, s, 1, 0);
         let b0 = self.s.expr(ExprNode::BVar(0));
         let body = self.s.app(ls, b0);
@@ -262,10 +289,23 @@ impl TypeChecker<'_> {
     /// Structure eta: `s == S.mk (t.1) ... (t.n)` when `s` is a constructor application.
     fn try_eta_struct(&mut self, t: ExprId, s: ExprId) -> Result<bool, KernelError> {
         let (h, args) = self.s.unfold_apps(s);
-        let ExprNode::Const(cn, _) = self.s.node(h) else { return Ok(false) };
-        let Some(c) = self.env.get(cn) else { return Ok(false) };
-        let ConstKind::Ctor { induct, num_params, num_fields, .. } = c.kind else { return Ok(false) };
-        if args.len() != (num_params + num_fields) as usize || self.structure_like(induct).is_none() {
+        let ExprNode::Const(cn, _) = self.s.node(h) else {
+            return Ok(false);
+        };
+        let Some(c) = self.env.get(cn) else {
+            return Ok(false);
+        };
+        let ConstKind::Ctor {
+            induct,
+            num_params,
+            num_fields,
+            ..
+        } = c.kind
+        else {
+            return Ok(false);
+        };
+        if args.len() != (num_params + num_fields) as usize || self.structure_like(induct).is_none()
+        {
             return Ok(false);
         }
         let tt = self.infer(t)?;
@@ -300,9 +340,21 @@ impl TypeChecker<'_> {
     fn is_def_eq_unit_like(&mut self, t: ExprId, s: ExprId) -> Result<bool, KernelError> {
         let tt = self.infer(t)?;
         let tt = self.whnf(tt)?;
-        let Some((n, _)) = self.s.head_const(tt) else { return Ok(false) };
-        let Some(c) = self.env.get(n) else { return Ok(false) };
-        let ConstKind::Induct { num_indices: 0, ctors, is_rec: false, .. } = &c.kind else { return Ok(false) };
+        let Some((n, _)) = self.s.head_const(tt) else {
+            return Ok(false);
+        };
+        let Some(c) = self.env.get(n) else {
+            return Ok(false);
+        };
+        let ConstKind::Induct {
+            num_indices: 0,
+            ctors,
+            is_rec: false,
+            ..
+        } = &c.kind
+        else {
+            return Ok(false);
+        };
         if ctors.len() != 1 {
             return Ok(false);
         }

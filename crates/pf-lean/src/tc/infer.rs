@@ -22,7 +22,11 @@ impl TypeChecker<'_> {
         if self.s.info(e).loose_bvar_range > 0 {
             return ill("term has a loose bound variable");
         }
-        let cache = if only { &self.infer_only_cache } else { &self.infer_cache };
+        let cache = if only {
+            &self.infer_only_cache
+        } else {
+            &self.infer_cache
+        };
         if let Some(&t) = cache.get(&e) {
             return Ok(t);
         }
@@ -73,17 +77,24 @@ impl TypeChecker<'_> {
                 self.infer_core(b, only)?
             }
             ExprNode::NatLit(_) => {
-                self.constant(self.wk.nat).map_err(|_| KernelError::Ill("Nat literal used but `Nat` is not declared".into()))?;
+                self.constant(self.wk.nat).map_err(|_| {
+                    KernelError::Ill("Nat literal used but `Nat` is not declared".into())
+                })?;
                 self.s.constant(self.wk.nat, &[])
             }
             ExprNode::StrLit(_) => {
-                self.constant(self.wk.string)
-                    .map_err(|_| KernelError::Ill("String literal used but `String` is not declared".into()))?;
+                self.constant(self.wk.string).map_err(|_| {
+                    KernelError::Ill("String literal used but `String` is not declared".into())
+                })?;
                 self.s.constant(self.wk.string, &[])
             }
             ExprNode::Proj(sn, idx, x) => self.infer_proj(sn, idx, x, only)?,
         };
-        let cache = if only { &mut self.infer_only_cache } else { &mut self.infer_cache };
+        let cache = if only {
+            &mut self.infer_only_cache
+        } else {
+            &mut self.infer_cache
+        };
         cache.insert(e, t);
         Ok(t)
     }
@@ -93,7 +104,10 @@ impl TypeChecker<'_> {
         if let Some(ps) = &self.lparams
             && let Some(p) = level::undeclared_param(self.s, l, ps)
         {
-            return ill(format!("undeclared universe parameter `{}`", self.s.name_to_string(p)));
+            return ill(format!(
+                "undeclared universe parameter `{}`",
+                self.s.name_to_string(p)
+            ));
         }
         Ok(())
     }
@@ -213,7 +227,13 @@ impl TypeChecker<'_> {
         })
     }
 
-    fn infer_proj(&mut self, sn: crate::store::NameId, idx: u32, x: ExprId, only: bool) -> Result<ExprId, KernelError> {
+    fn infer_proj(
+        &mut self,
+        sn: crate::store::NameId,
+        idx: u32,
+        x: ExprId,
+        only: bool,
+    ) -> Result<ExprId, KernelError> {
         let xt = self.infer_core(x, only)?;
         let xt = self.whnf(xt)?;
         let (head, args) = self.s.unfold_apps(xt);
@@ -226,8 +246,18 @@ impl TypeChecker<'_> {
         }
         let ind = self.constant(iname)?;
         let (np, ctors) = match &ind.kind {
-            ConstKind::Induct { num_params, num_indices: 0, ctors, .. } if ctors.len() == 1 => (*num_params, ctors.clone()),
-            _ => return ill(format!("projection from `{}`, which is not a structure", self.s.name_to_string(iname))),
+            ConstKind::Induct {
+                num_params,
+                num_indices: 0,
+                ctors,
+                ..
+            } if ctors.len() == 1 => (*num_params, ctors.clone()),
+            _ => {
+                return ill(format!(
+                    "projection from `{}`, which is not a structure",
+                    self.s.name_to_string(iname)
+                ));
+            }
         };
         if args.len() != np as usize {
             return ill("projection: structure type applied to the wrong number of parameters");

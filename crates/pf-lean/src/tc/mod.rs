@@ -59,8 +59,20 @@ impl Wk {
     /// Interns the well-known names.
     pub fn new(s: &mut Store) -> Self {
         let ops = [
-            "Nat.add", "Nat.sub", "Nat.mul", "Nat.div", "Nat.mod", "Nat.gcd", "Nat.beq", "Nat.ble", "Nat.land", "Nat.lor",
-            "Nat.xor", "Nat.shiftLeft", "Nat.shiftRight", "Nat.pow",
+            "Nat.add",
+            "Nat.sub",
+            "Nat.mul",
+            "Nat.div",
+            "Nat.mod",
+            "Nat.gcd",
+            "Nat.beq",
+            "Nat.ble",
+            "Nat.land",
+            "Nat.lor",
+            "Nat.xor",
+            "Nat.shiftLeft",
+            "Nat.shiftRight",
+            "Nat.pow",
         ];
         let nat_ops = ops.map(|o| s.name_path(o));
         Wk {
@@ -115,7 +127,13 @@ pub struct TypeChecker<'a> {
 
 impl<'a> TypeChecker<'a> {
     /// A checker over `env` with universe parameters `lparams` in scope.
-    pub fn new(s: &'a mut Store, env: &'a Env, wk: Wk, lparams: Option<Vec<NameId>>, fuel: u64) -> Self {
+    pub fn new(
+        s: &'a mut Store,
+        env: &'a Env,
+        wk: Wk,
+        lparams: Option<Vec<NameId>>,
+        fuel: u64,
+    ) -> Self {
         TypeChecker {
             s,
             env,
@@ -165,7 +183,9 @@ impl<'a> TypeChecker<'a> {
     /// Looks up a constant or fails with an "unknown constant" rejection.
     pub fn constant(&self, n: NameId) -> Result<&'a Constant, KernelError> {
         let env: &'a Env = self.env;
-        env.get(n).ok_or_else(|| KernelError::Ill(format!("unknown constant `{}`", self.s.name_to_string(n))))
+        env.get(n).ok_or_else(|| {
+            KernelError::Ill(format!("unknown constant `{}`", self.s.name_to_string(n)))
+        })
     }
 
     /// `(x1 : A1) -> ... -> body` over the free variables `xs` (outermost first).
@@ -183,7 +203,11 @@ impl<'a> TypeChecker<'a> {
         for i in (0..xs.len()).rev() {
             let ty = self.local_type(xs[i]).unwrap_or(xs[i]);
             let ty = subst::abstract_fvars(self.s, ty, &xs[..i]);
-            r = self.s.expr(if lam { ExprNode::Lam(ty, r) } else { ExprNode::Pi(ty, r) });
+            r = self.s.expr(if lam {
+                ExprNode::Lam(ty, r)
+            } else {
+                ExprNode::Pi(ty, r)
+            });
         }
         r
     }

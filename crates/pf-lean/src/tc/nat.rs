@@ -23,7 +23,11 @@ impl TypeChecker<'_> {
     }
 
     fn bool_const(&mut self, b: bool) -> ExprId {
-        let n = if b { self.wk.bool_true } else { self.wk.bool_false };
+        let n = if b {
+            self.wk.bool_true
+        } else {
+            self.wk.bool_false
+        };
         self.s.constant(n, &[])
     }
 
@@ -33,18 +37,28 @@ impl TypeChecker<'_> {
             return Ok(None);
         }
         let (h, args) = self.s.unfold_apps(e);
-        let ExprNode::Const(n, _) = self.s.node(h) else { return Ok(None) };
+        let ExprNode::Const(n, _) = self.s.node(h) else {
+            return Ok(None);
+        };
         if !self.env.contains(self.wk.nat) {
             return Ok(None);
         }
         if args.len() == 1 {
             if n == self.wk.nat_succ {
-                let Some(v) = self.nat_value_of(args[0])? else { return Ok(None) };
+                let Some(v) = self.nat_value_of(args[0])? else {
+                    return Ok(None);
+                };
                 return Ok(Some(self.s.nat_lit(v + 1u32)));
             }
             if n == self.wk.nat_log2 {
-                let Some(v) = self.nat_value_of(args[0])? else { return Ok(None) };
-                let r = if v.is_zero() { BigUint::zero() } else { BigUint::from(v.bits() - 1) };
+                let Some(v) = self.nat_value_of(args[0])? else {
+                    return Ok(None);
+                };
+                let r = if v.is_zero() {
+                    BigUint::zero()
+                } else {
+                    BigUint::from(v.bits() - 1)
+                };
                 return Ok(Some(self.s.nat_lit(r)));
             }
             return Ok(None);
@@ -52,9 +66,15 @@ impl TypeChecker<'_> {
         if args.len() != 2 {
             return Ok(None);
         }
-        let Some(op) = self.wk.nat_ops.iter().position(|&o| o == n) else { return Ok(None) };
-        let Some(a) = self.nat_value_of(args[0])? else { return Ok(None) };
-        let Some(b) = self.nat_value_of(args[1])? else { return Ok(None) };
+        let Some(op) = self.wk.nat_ops.iter().position(|&o| o == n) else {
+            return Ok(None);
+        };
+        let Some(a) = self.nat_value_of(args[0])? else {
+            return Ok(None);
+        };
+        let Some(b) = self.nat_value_of(args[1])? else {
+            return Ok(None);
+        };
         let r = match op {
             0 => a + b,
             1 => {
@@ -118,7 +138,13 @@ mod tests {
 
     #[test]
     fn gcd_matches_euclid() {
-        assert_eq!(gcd(BigUint::from(12u32), BigUint::from(18u32)), BigUint::from(6u32));
-        assert_eq!(gcd(BigUint::from(0u32), BigUint::from(5u32)), BigUint::from(5u32));
+        assert_eq!(
+            gcd(BigUint::from(12u32), BigUint::from(18u32)),
+            BigUint::from(6u32)
+        );
+        assert_eq!(
+            gcd(BigUint::from(0u32), BigUint::from(5u32)),
+            BigUint::from(5u32)
+        );
     }
 }

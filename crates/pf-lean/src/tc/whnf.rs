@@ -18,7 +18,13 @@ impl TypeChecker<'_> {
     /// `whnf_core`; with `cheap_proj` projections only reduce their argument with `whnf_core`.
     pub fn whnf_core_opt(&mut self, e: ExprId, cheap_proj: bool) -> Result<ExprId, KernelError> {
         match self.s.node(e) {
-            ExprNode::BVar(_) | ExprNode::Sort(_) | ExprNode::Pi(..) | ExprNode::Lam(..) | ExprNode::NatLit(_) | ExprNode::StrLit(_) | ExprNode::Const(..) => {
+            ExprNode::BVar(_)
+            | ExprNode::Sort(_)
+            | ExprNode::Pi(..)
+            | ExprNode::Lam(..)
+            | ExprNode::NatLit(_)
+            | ExprNode::StrLit(_)
+            | ExprNode::Const(..) => {
                 return Ok(e);
             }
             ExprNode::FVar(_) => {
@@ -79,8 +85,17 @@ impl TypeChecker<'_> {
         Ok(r)
     }
 
-    fn reduce_proj(&mut self, idx: u32, x: ExprId, cheap_proj: bool) -> Result<Option<ExprId>, KernelError> {
-        let mut c = if cheap_proj { self.whnf_core_opt(x, cheap_proj)? } else { self.whnf(x)? };
+    fn reduce_proj(
+        &mut self,
+        idx: u32,
+        x: ExprId,
+        cheap_proj: bool,
+    ) -> Result<Option<ExprId>, KernelError> {
+        let mut c = if cheap_proj {
+            self.whnf_core_opt(x, cheap_proj)?
+        } else {
+            self.whnf(x)?
+        };
         if let ExprNode::StrLit(_) = self.s.node(c) {
             c = self.string_lit_to_ctor(c)?;
         }
@@ -98,7 +113,12 @@ impl TypeChecker<'_> {
     /// Full weak-head normal form (with delta and literal arithmetic).
     pub fn whnf(&mut self, e: ExprId) -> Result<ExprId, KernelError> {
         match self.s.node(e) {
-            ExprNode::BVar(_) | ExprNode::Sort(_) | ExprNode::Pi(..) | ExprNode::Lam(..) | ExprNode::NatLit(_) | ExprNode::StrLit(_) => {
+            ExprNode::BVar(_)
+            | ExprNode::Sort(_)
+            | ExprNode::Pi(..)
+            | ExprNode::Lam(..)
+            | ExprNode::NatLit(_)
+            | ExprNode::StrLit(_) => {
                 return Ok(e);
             }
             _ => {}
@@ -129,8 +149,12 @@ impl TypeChecker<'_> {
             ExprNode::Const(n, ls) => (n, ls),
             _ => return Ok(None),
         };
-        let Some(c) = self.env.get(n) else { return Ok(None) };
-        let Some(v) = Self::unfoldable_value(c) else { return Ok(None) };
+        let Some(c) = self.env.get(n) else {
+            return Ok(None);
+        };
+        let Some(v) = Self::unfoldable_value(c) else {
+            return Ok(None);
+        };
         let us: Vec<LevelId> = self.s.level_list(ls).to_vec();
         if us.len() != c.lparams.len() {
             return Ok(None);
@@ -140,13 +164,19 @@ impl TypeChecker<'_> {
     }
 
     /// Iota reduction for recursors and quotient eliminators.
-    fn reduce_recursor(&mut self, e: ExprId, cheap_proj: bool) -> Result<Option<ExprId>, KernelError> {
+    fn reduce_recursor(
+        &mut self,
+        e: ExprId,
+        cheap_proj: bool,
+    ) -> Result<Option<ExprId>, KernelError> {
         let (head, args) = self.s.unfold_apps(e);
         let (n, ls) = match self.s.node(head) {
             ExprNode::Const(n, ls) => (n, ls),
             _ => return Ok(None),
         };
-        let Some(c) = self.env.get(n) else { return Ok(None) };
+        let Some(c) = self.env.get(n) else {
+            return Ok(None);
+        };
         match &c.kind {
             ConstKind::Quot(QuotKind::Lift) => self.reduce_quot(&args, 5, 3),
             ConstKind::Quot(QuotKind::Ind) => self.reduce_quot(&args, 4, 3),
@@ -155,8 +185,15 @@ impl TypeChecker<'_> {
         }
     }
 
-    fn reduce_quot(&mut self, args: &[ExprId], major_idx: usize, f_idx: usize) -> Result<Option<ExprId>, KernelError> {
-        let Some(&major) = args.get(major_idx) else { return Ok(None) };
+    fn reduce_quot(
+        &mut self,
+        args: &[ExprId],
+        major_idx: usize,
+        f_idx: usize,
+    ) -> Result<Option<ExprId>, KernelError> {
+        let Some(&major) = args.get(major_idx) else {
+            return Ok(None);
+        };
         let m = self.whnf(major)?;
         let (mh, margs) = self.s.unfold_apps(m);
         match self.s.node(mh) {
@@ -167,19 +204,38 @@ impl TypeChecker<'_> {
         Ok(Some(self.s.apps(r, &args[major_idx + 1..])))
     }
 
-    fn reduce_rec(&mut self, rn: NameId, ls: crate::store::LevelsId, args: &[ExprId], _cheap: bool) -> Result<Option<ExprId>, KernelError> {
+    fn reduce_rec(
+        &mut self,
+        rn: NameId,
+        ls: crate::store::LevelsId,
+        args: &[ExprId],
+        _cheap: bool,
+    ) -> Result<Option<ExprId>, KernelError> {
         let rec = self.constant(rn)?;
-        let ConstKind::Rec { all, num_params, num_indices, num_motives, num_minors, rules, k } = &rec.kind else {
+        let ConstKind::Rec {
+            all,
+            num_params,
+            num_indices,
+            num_motives,
+            num_minors,
+            rules,
+            k,
+        } = &rec.kind
+        else {
             return Ok(None);
         };
-        let (np, nmot, nmin) = (*num_params as usize, *num_motives as usize, *num_minors as usize);
+        let (np, nmot, nmin) = (
+            *num_params as usize,
+            *num_motives as usize,
+            *num_minors as usize,
+        );
         let major_idx = np + nmot + nmin + *num_indices as usize;
-        let Some(&major0) = args.get(major_idx) else { return Ok(None) };
+        let Some(&major0) = args.get(major_idx) else {
+            return Ok(None);
+        };
         let mut major = major0;
-        if *k {
-            if let Some(m) = self.to_ctor_when_k(rn, args, major)? {
-                major = m;
-            }
+        if *k && let Some(m) = self.ctor_when_k(rn, args, major)? {
+            major = m;
         }
         major = self.whnf(major)?;
         match self.s.node(major) {
@@ -189,16 +245,24 @@ impl TypeChecker<'_> {
         }
         let (mut mh, mut margs) = self.s.unfold_apps(major);
         let is_ctor = |tc: &Self, h: ExprId| match tc.s.node(h) {
-            ExprNode::Const(n, _) => matches!(tc.env.get(n).map(|c| &c.kind), Some(ConstKind::Ctor { .. })),
+            ExprNode::Const(n, _) => {
+                matches!(tc.env.get(n).map(|c| &c.kind), Some(ConstKind::Ctor { .. }))
+            }
             _ => false,
         };
         if !is_ctor(self, mh) {
             // Structure eta: a major premise of a structure type reduces as its constructor.
-            let Some(m) = self.to_ctor_when_structure(all, major)? else { return Ok(None) };
+            let Some(m) = self.ctor_when_structure(all, major)? else {
+                return Ok(None);
+            };
             (mh, margs) = self.s.unfold_apps(m);
         }
-        let ExprNode::Const(cn, _) = self.s.node(mh) else { return Ok(None) };
-        let Some(rule) = rules.iter().find(|r| r.ctor == cn) else { return Ok(None) };
+        let ExprNode::Const(cn, _) = self.s.node(mh) else {
+            return Ok(None);
+        };
+        let Some(rule) = rules.iter().find(|r| r.ctor == cn) else {
+            return Ok(None);
+        };
         let nf = rule.nfields as usize;
         if margs.len() < nf {
             return Ok(None);
@@ -216,9 +280,19 @@ impl TypeChecker<'_> {
 
     /// K-like reduction: a proof of a K-like proposition reduces as its only constructor
     /// when its type matches the constructor's (`to_cnstr_when_K`).
-    fn to_ctor_when_k(&mut self, rn: NameId, args: &[ExprId], major: ExprId) -> Result<Option<ExprId>, KernelError> {
+    fn ctor_when_k(
+        &mut self,
+        rn: NameId,
+        args: &[ExprId],
+        major: ExprId,
+    ) -> Result<Option<ExprId>, KernelError> {
         let rec = self.constant(rn)?;
-        let ConstKind::Rec { all, num_params, .. } = &rec.kind else { return Ok(None) };
+        let ConstKind::Rec {
+            all, num_params, ..
+        } = &rec.kind
+        else {
+            return Ok(None);
+        };
         let mt = self.infer(major)?;
         let mt = self.whnf(mt)?;
         let (h, targs) = self.s.unfold_apps(mt);
@@ -227,8 +301,12 @@ impl TypeChecker<'_> {
             _ => return Ok(None),
         };
         let ind = self.constant(iname)?;
-        let ConstKind::Induct { ctors, .. } = &ind.kind else { return Ok(None) };
-        let Some(&c0) = ctors.first() else { return Ok(None) };
+        let ConstKind::Induct { ctors, .. } = &ind.kind else {
+            return Ok(None);
+        };
+        let Some(&c0) = ctors.first() else {
+            return Ok(None);
+        };
         let np = *num_params as usize;
         if targs.len() < np {
             return Ok(None);
@@ -238,10 +316,18 @@ impl TypeChecker<'_> {
         let new = self.s.apps(cc, &targs[..np]);
         let nt = self.infer(new)?;
         let _ = args;
-        if self.is_def_eq(mt, nt)? { Ok(Some(new)) } else { Ok(None) }
+        if self.is_def_eq(mt, nt)? {
+            Ok(Some(new))
+        } else {
+            Ok(None)
+        }
     }
 
-    fn to_ctor_when_structure(&mut self, all: &[NameId], major: ExprId) -> Result<Option<ExprId>, KernelError> {
+    fn ctor_when_structure(
+        &mut self,
+        all: &[NameId],
+        major: ExprId,
+    ) -> Result<Option<ExprId>, KernelError> {
         let mt = self.infer(major)?;
         let mt = self.whnf(mt)?;
         let (h, targs) = self.s.unfold_apps(mt);
@@ -249,7 +335,9 @@ impl TypeChecker<'_> {
             ExprNode::Const(n, ls) if all.contains(&n) => (n, ls),
             _ => return Ok(None),
         };
-        let Some((c0, np, nf)) = self.structure_like(iname) else { return Ok(None) };
+        let Some((c0, np, nf)) = self.structure_like(iname) else {
+            return Ok(None);
+        };
         if targs.len() != np || self.is_prop(mt)? {
             return Ok(None);
         }
@@ -267,12 +355,23 @@ impl TypeChecker<'_> {
     /// inductive without indices.
     pub fn structure_like(&self, n: NameId) -> Option<(NameId, usize, usize)> {
         let c = self.env.get(n)?;
-        let ConstKind::Induct { num_indices: 0, ctors, is_rec: false, num_params, .. } = &c.kind else { return None };
+        let ConstKind::Induct {
+            num_indices: 0,
+            ctors,
+            is_rec: false,
+            num_params,
+            ..
+        } = &c.kind
+        else {
+            return None;
+        };
         if ctors.len() != 1 {
             return None;
         }
         let k = self.env.get(ctors[0])?;
-        let ConstKind::Ctor { num_fields, .. } = k.kind else { return None };
+        let ConstKind::Ctor { num_fields, .. } = k.kind else {
+            return None;
+        };
         Some((ctors[0], *num_params as usize, num_fields as usize))
     }
 
@@ -290,7 +389,9 @@ impl TypeChecker<'_> {
 
     /// A string literal as `String.mk [Char.ofNat c, ...]` (or `String.ofList` in newer preludes).
     pub fn string_lit_to_ctor(&mut self, e: ExprId) -> Result<ExprId, KernelError> {
-        let ExprNode::StrLit(i) = self.s.node(e) else { return Ok(e) };
+        let ExprNode::StrLit(i) = self.s.node(e) else {
+            return Ok(e);
+        };
         let chars: Vec<u32> = self.s.str_value(i).chars().map(|c| c as u32).collect();
         let z = self.s.zero();
         let char_ty = self.s.constant(self.wk.char, &[]);
@@ -303,7 +404,11 @@ impl TypeChecker<'_> {
             let ch = self.s.app(of_nat, n);
             l = self.s.apps(cons, &[char_ty, ch, l]);
         }
-        let mk = if self.env.contains(self.wk.string_mk) { self.wk.string_mk } else { self.wk.string_of_list };
+        let mk = if self.env.contains(self.wk.string_mk) {
+            self.wk.string_mk
+        } else {
+            self.wk.string_of_list
+        };
         let mk = self.s.constant(mk, &[]);
         Ok(self.s.app(mk, l))
     }

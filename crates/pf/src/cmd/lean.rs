@@ -61,7 +61,9 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
 }
 
 fn check(a: CheckArgs) -> miette::Result<ExitCode> {
-    let text = std::fs::read_to_string(&a.file).into_diagnostic().wrap_err_with(|| format!("reading {}", a.file.display()))?;
+    let text = std::fs::read_to_string(&a.file)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("reading {}", a.file.display()))?;
     let out = check_export(&text, &Options { fuel: a.fuel });
     match &out.verdict {
         Verdict::Accept => {
@@ -88,7 +90,9 @@ fn check(a: CheckArgs) -> miette::Result<ExitCode> {
         }
     }
     if let (Some(c), Some(j)) = (&a.binding_const, &a.binding_json) {
-        let expected = std::fs::read_to_string(j).into_diagnostic().wrap_err_with(|| format!("reading {}", j.display()))?;
+        let expected = std::fs::read_to_string(j)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("reading {}", j.display()))?;
         if let Err(e) = binding::check_binding(&out.checked, c, expected.trim_end_matches('\n')) {
             println!("reject: binding: {e}");
             return Ok(ExitCode::from(1));
@@ -99,13 +103,21 @@ fn check(a: CheckArgs) -> miette::Result<ExitCode> {
 }
 
 fn emit(a: EmitArgs) -> miette::Result<ExitCode> {
-    let json = std::fs::read_to_string(&a.json).into_diagnostic().wrap_err_with(|| format!("reading {}", a.json.display()))?;
-    if !a.name.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_')) {
+    let json = std::fs::read_to_string(&a.json)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("reading {}", a.json.display()))?;
+    if !a
+        .name
+        .split('.')
+        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'))
+    {
         return Err(miette!("`{}` is not a valid Lean identifier", a.name));
     }
     let src = binding::emit_policy_def(&a.name, json.trim_end_matches('\n'));
     match a.output {
-        Some(p) => std::fs::write(&p, src).into_diagnostic().wrap_err_with(|| format!("writing {}", p.display()))?,
+        Some(p) => std::fs::write(&p, src)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("writing {}", p.display()))?,
         None => print!("{src}"),
     }
     Ok(ExitCode::SUCCESS)
