@@ -47,11 +47,16 @@ impl Verdict {
 pub struct Options {
     /// Reduction fuel per declaration.
     pub fuel: u64,
+    /// Print each declaration to stderr as it is checked (debugging).
+    pub trace: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { fuel: DEFAULT_FUEL }
+        Options {
+            fuel: DEFAULT_FUEL,
+            trace: false,
+        }
     }
 }
 
@@ -142,6 +147,12 @@ pub fn check_export_here(input: &str, opts: &Options) -> Outcome {
         format: Some(ex.format),
     };
     for (line, d) in &decls {
+        if opts.trace {
+            let n = decl_name(d)
+                .map(|n| c.store.name_to_string(n))
+                .unwrap_or_default();
+            eprintln!("line {line}: {} {n}", decl_kind(d));
+        }
         if let Err((name, e)) = add_declaration(&mut c, d, opts) {
             let decl = name.map(|n| c.store.name_to_string(n));
             let verdict = match e {
@@ -180,6 +191,15 @@ fn parse_verdict(e: &ParseError) -> Verdict {
             decl: None,
             reason: format!("malformed export: {e}"),
         }
+    }
+}
+
+fn decl_kind(d: &Declaration) -> &'static str {
+    match d {
+        Declaration::Single(_) => "constant",
+        Declaration::Quot(_) | Declaration::QuotPackage => "quotient",
+        Declaration::LateRec(_) => "recursor",
+        Declaration::Inductive(_) => "inductive",
     }
 }
 

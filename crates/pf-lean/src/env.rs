@@ -181,8 +181,16 @@ impl Env {
 
     /// Adds a checked constant.
     pub fn insert(&mut self, c: Constant) {
-        self.order.push(c.name);
-        self.consts.insert(c.name, c);
+        if self.consts.insert(c.name, c.clone()).is_none() {
+            self.order.push(c.name);
+        }
+    }
+
+    /// Removes a constant (auxiliary nested types are dropped after their block is checked).
+    pub fn remove(&mut self, n: NameId) {
+        if self.consts.remove(&n).is_some() {
+            self.order.retain(|&m| m != n);
+        }
     }
 
     /// Names in the order they were added.

@@ -84,8 +84,8 @@ pub fn add_inductive(
         if *np as usize != nparams {
             return ill("all types of a mutual block must have the same number of parameters");
         }
-        if *num_nested > 0 {
-            return Err(KernelError::Unsupported("nested inductive types".into()));
+        if *num_nested as usize > crate::nested::MAX_AUX {
+            return Err(KernelError::Resource("too many nested occurrences".into()));
         }
         if d.recs.is_some() && *all != type_names {
             return ill(format!(
@@ -125,13 +125,48 @@ pub fn add_inductive(
         .iter()
         .map(|&p| s.level(LevelNode::Param(p)))
         .collect();
+    // Nested occurrences become auxiliary types of an extended block (`nested.rs`).
+    let n_orig = d.types.len();
+    let expanded = crate::nested::expand(s, env, wk, d, nparams, fuel)?;
+    let (work_owned, aux) = match expanded {
+        Some(e) => (e.work, e.aux),
+        None => (d.clone(), Vec::new()),
+    };
+    let work = &work_owned;
+    for t in &d.types {
+        if let (Some(_), ConstKind::Induct { num_nested, .. }) = (&d.recs, &t.kind)
+            && *num_nested as usize != aux.len()
+        {
+            return ill(format!(
+                "`{}`: numNested is {num_nested}, the declaration has {} nested occurrences",
+                s.name_to_string(t.name),
+                aux.len()
+            ));
+        }
+    }
+    let work_names: Vec<NameId> = work.types.iter().map(|t| t.name).collect();
+    let mut infos = Vec::new();
+    for t in &work.types {
+        let ConstKind::Induct { ctors, .. } = &t.kind else {
+            return ill("malformed inductive type entry");
+        };
+        let cs = ctors
+            .iter()
+            .map(|cn| work.ctors.iter().find(|c| c.name == *cn).cloned())
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| KernelError::Ill("constructor listed but not declared".into()))?;
+        infos.push(TypeInfo {
+            nindices: 0,
+            ctors: cs,
+        });
+    }
 
     // Phase 1: the types (checked in the current environment).
     let (result_level, nindices) = {
         let mut tc = TypeChecker::new(s, env, wk, Some(lparams.clone()), fuel);
-        check_types(&mut tc, d, nparams)?
+        check_types(&mut tc, work, nparams)?
     };
-    for (i, t) in d.types.iter().enumerate() {
+    for (i, t) in work.types.iter().enumerate() {
         infos[i].nindices = nindices[i];
         let mut c = t.clone();
         if let ConstKind::Induct { num_indices, .. } = &mut c.kind {
@@ -145,7 +180,7 @@ pub fn add_inductive(
     let mut is_reflexive = false;
     {
         let mut tc = TypeChecker::new(s, env, wk, Some(lparams.clone()), fuel);
-        let cx = Ctx::new(&mut tc, &type_names, &us, nparams, d)?;
+        let cx = Ctx::new(&mut tc, &work_names, &us, nparams, work)?;
         for (ti, info) in infos.iter().enumerate() {
             for c in &info.ctors {
                 let (nfields, rec, refl) = cx.check_ctor(&mut tc, ti, c, result_level, &infos)?;
@@ -201,11 +236,18 @@ pub fn add_inductive(
             *f = is_reflexive;
             *all = type_names.clone();
         }
+        if let ConstKind::Induct { num_nested, .. } = &mut c.kind {
+            *num_nested = aux.len() as u32;
+        }
         env.insert(c);
     }
-    for info in &infos {
+    for (ti, info) in infos.iter().enumerate() {
         for (i, c) in info.ctors.iter().enumerate() {
-            let mut c = c.clone();
+            // Original constructors keep their exported types (with the nested occurrences).
+            let mut c = match d.ctors.iter().find(|o| o.name == c.name) {
+                Some(o) if ti < n_orig => o.clone(),
+                _ => c.clone(),
+            };
             let nf = count_fields(s, c.ty).saturating_sub(nparams);
             if let ConstKind::Ctor {
                 num_fields, cidx, ..
@@ -239,16 +281,23 @@ pub fn add_inductive(
         rec_lparams.insert(0, elim_name);
     }
     let k_target =
-        d.types.len() == 1 && level::is_zero(s, result_level) && infos[0].ctors.len() == 1 && {
+        work.types.len() == 1 && level::is_zero(s, result_level) && infos[0].ctors.len() == 1 && {
             let c = &infos[0].ctors[0];
             count_fields(s, c.ty) == nparams
         };
     let gens = {
         let mut tc = TypeChecker::new(s, env, wk, Some(rec_lparams.clone()), fuel);
-        let cx = Ctx::new(&mut tc, &type_names, &us, nparams, d)?;
+        let cx = Ctx::new(&mut tc, &work_names, &us, nparams, work)?;
         cx.gen_recursors(&mut tc, &infos, elim_level, &rec_lparams)?
     };
-    let nmotives = d.types.len() as u32;
+    let gens = restore_nested(s, gens, &aux, n_orig, &work_names, nparams);
+    for t in &work.types[n_orig..] {
+        for c in t_ctors(t) {
+            env.remove(c);
+        }
+        env.remove(t.name);
+    }
+    let nmotives = work.types.len() as u32;
     let nminors = infos.iter().map(|i| i.ctors.len()).sum::<usize>() as u32;
     // Exported recursors are compared with the generated ones; a format that omits a
     // recursor (text exports only include what is used) gets the generated one.
@@ -368,6 +417,65 @@ pub fn check_late_rec(
         nn,
         k,
     )
+}
+
+fn t_ctors(t: &Constant) -> Vec<NameId> {
+    match &t.kind {
+        ConstKind::Induct { ctors, .. } => ctors.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// Renames the auxiliary recursors (`T.rec_1`, ...) and translates auxiliary types and
+/// constructors back to the nested applications they stand for.
+fn restore_nested(
+    s: &mut Store,
+    gens: Vec<GenRec>,
+    aux: &[crate::nested::Aux],
+    n_orig: usize,
+    work_names: &[NameId],
+    nparams: usize,
+) -> Vec<GenRec> {
+    if aux.is_empty() {
+        return gens;
+    }
+    let mut rename = Vec::new();
+    for (k, g) in gens.iter().enumerate().skip(n_orig) {
+        let to = s.name_str(work_names[0], &format!("rec_{}", k - n_orig + 1));
+        rename.push((g.name, to));
+    }
+    let ctor_back: Vec<(NameId, NameId)> = aux
+        .iter()
+        .flat_map(|a| a.ctors.iter())
+        .filter_map(|&(c, app)| s.head_const(app).map(|(n, _)| (c, n)))
+        .collect();
+    gens.into_iter()
+        .map(|g| {
+            let name = rename
+                .iter()
+                .find(|(a, _)| *a == g.name)
+                .map_or(g.name, |&(_, b)| b);
+            let ty = crate::nested::restore(s, g.ty, aux, nparams, &rename);
+            let rules = g
+                .rules
+                .into_iter()
+                .map(|r| RecRule {
+                    ctor: ctor_back
+                        .iter()
+                        .find(|(a, _)| *a == r.ctor)
+                        .map_or(r.ctor, |&(_, b)| b),
+                    nfields: r.nfields,
+                    rhs: crate::nested::restore(s, r.rhs, aux, nparams, &rename),
+                })
+                .collect();
+            GenRec {
+                name,
+                ty,
+                nindices: g.nindices,
+                rules,
+            }
+        })
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -15,6 +15,7 @@ pub mod env;
 pub mod error;
 pub mod inductive;
 pub mod level;
+pub mod nested;
 pub mod parse;
 pub mod quot;
 pub mod schedule;

@@ -23,7 +23,7 @@ fn exprs_of(c: &Constant, out: &mut Vec<ExprId>) {
 fn provides(s: &mut Store, d: &Declaration) -> Vec<NameId> {
     match d {
         Declaration::Single(c) | Declaration::Quot(c) => vec![c.name],
-        Declaration::LateRec(_) => vec![],
+        Declaration::LateRec(c) => vec![c.name],
         Declaration::QuotPackage => ["Quot", "Quot.mk", "Quot.lift", "Quot.ind"]
             .iter()
             .map(|n| s.name_path(n))
@@ -45,6 +45,14 @@ fn provides(s: &mut Store, d: &Declaration) -> Vec<NameId> {
 }
 
 fn requires(s: &Store, d: &Declaration, own: &[NameId]) -> Vec<NameId> {
+    // A late recursor only needs its block (it is compared with the generated recursor).
+    if let Declaration::LateRec(Constant {
+        kind: ConstKind::Rec { all, .. },
+        ..
+    }) = d
+    {
+        return all.clone();
+    }
     let mut roots = Vec::new();
     match d {
         Declaration::Single(c) | Declaration::Quot(c) | Declaration::LateRec(c) => {
@@ -82,9 +90,6 @@ fn requires(s: &Store, d: &Declaration, own: &[NameId]) -> Vec<NameId> {
             }
             _ => {}
         }
-    }
-    if let Declaration::LateRec(c) = d {
-        names.insert(c.name);
     }
     let mut v: Vec<NameId> = names.into_iter().collect();
     v.sort();

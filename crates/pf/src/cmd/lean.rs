@@ -36,6 +36,9 @@ pub struct CheckArgs {
     /// Reduction fuel per declaration.
     #[arg(long, default_value_t = pf_lean::tc::DEFAULT_FUEL)]
     pub fuel: u64,
+    /// Print each declaration to stderr as it is checked.
+    #[arg(long)]
+    pub trace: bool,
 }
 
 /// Arguments of `pf lean emit`.
@@ -64,7 +67,13 @@ fn check(a: CheckArgs) -> miette::Result<ExitCode> {
     let text = std::fs::read_to_string(&a.file)
         .into_diagnostic()
         .wrap_err_with(|| format!("reading {}", a.file.display()))?;
-    let out = check_export(&text, &Options { fuel: a.fuel });
+    let out = check_export(
+        &text,
+        &Options {
+            fuel: a.fuel,
+            trace: a.trace,
+        },
+    );
     match &out.verdict {
         Verdict::Accept => {
             println!("accept: {} declarations checked", out.checked.checked);
