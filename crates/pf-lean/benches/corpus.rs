@@ -70,4 +70,10 @@ fn main() {
         slowest.1,
         slowest.0
     );
+    // Peak resident memory of the whole run (Linux).
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status")
+        && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM"))
+    {
+        println!("peak memory {}", line.trim_start_matches("VmHWM:").trim());
+    }
 }
