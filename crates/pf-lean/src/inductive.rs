@@ -500,6 +500,9 @@ fn compare_rec(
             s.name_to_string(g.name)
         ));
     }
+    if r.is_unsafe {
+        return Err(KernelError::Unsupported("unsafe recursors".into()));
+    }
     if r.lparams != rec_lparams {
         return ill(format!("recursor `{rn}`: wrong universe parameters"));
     }

@@ -255,6 +255,100 @@ fn sorry_passes_the_kernel_but_not_the_axiom_gate() {
     );
 }
 
+#[test]
+fn constructor_parameter_of_the_wrong_type_is_rejected() {
+    // inductive T (a : Type) : Type | mk : (a : Prop) -> T a   -- parameter types differ
+    let bad = Decl::Inductive {
+        name: "T".into(),
+        lparams: vec![],
+        ty: Term::pi(Term::ty(), Term::ty()),
+        nparams: 1,
+        nindices: 0,
+        ctors: vec![(
+            "T.mk".into(),
+            Term::pi(Term::prop(), Term::app(Term::c("T"), b(0))),
+            0,
+        )],
+        is_rec: false,
+        is_reflexive: false,
+        rec_lparams: vec!["u".into()],
+        rec_ty: Term::prop(),
+        rules: vec![],
+        k: false,
+    };
+    let v = verdict(&[bad]);
+    assert!(
+        matches!(&v, Verdict::Reject { reason, .. } if reason.contains("parameter")),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn smuggled_undeclared_axiom_is_rejected() {
+    let p = Decl::Axiom {
+        name: "P".into(),
+        lparams: vec![],
+        ty: Term::prop(),
+    };
+    let t = Decl::Thm {
+        name: "t".into(),
+        lparams: vec![],
+        ty: Term::c("P"),
+        value: Term::c("hidden"),
+    };
+    let v = verdict(&[p, t]);
+    assert!(
+        matches!(&v, Verdict::Reject { reason, .. } if reason.contains("unknown constant")),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn redeclaring_a_constant_is_rejected() {
+    let p = Decl::Axiom {
+        name: "P".into(),
+        lparams: vec![],
+        ty: Term::prop(),
+    };
+    let v = verdict(&[p.clone(), p]);
+    assert!(
+        matches!(&v, Verdict::Reject { reason, .. } if reason.contains("already declared")),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn policy_binding_requires_the_exact_string_literal() {
+    use pf_lean::binding::{BindingError, check_binding};
+    let string = Decl::Axiom {
+        name: "String".into(),
+        lparams: vec![],
+        ty: Term::ty(),
+    };
+    let json = r#"{"name":"ai-agent","version":"1.0.0"}"#;
+    let def = Decl::Def {
+        name: "policyJson".into(),
+        lparams: vec![],
+        ty: Term::c("String"),
+        value: Term::Str(json.into()),
+    };
+    let out = check_export_here(&export(&[string, def]), &Options::default());
+    assert_eq!(out.verdict, Verdict::Accept);
+    assert_eq!(check_binding(&out.checked, "policyJson", json), Ok(()));
+    assert!(matches!(
+        check_binding(&out.checked, "policyJson", r#"{"name":"other"}"#),
+        Err(BindingError::Mismatch { .. })
+    ));
+    assert!(matches!(
+        check_binding(&out.checked, "missing", json),
+        Err(BindingError::Unknown(_))
+    ));
+    assert!(matches!(
+        check_binding(&out.checked, "String", json),
+        Err(BindingError::NotDefinition(_))
+    ));
+}
+
 /// Random closed terms of type `Nat` over `Nat.zero`, `Nat.succ`, literals, beta-redexes and lets.
 fn nat_term() -> impl Strategy<Value = Term> {
     let leaf = prop_oneof![Just(Term::c("Nat.zero")), (0u64..1000).prop_map(Term::Nat)];

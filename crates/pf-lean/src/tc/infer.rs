@@ -281,7 +281,8 @@ impl TypeChecker<'_> {
         }
         let (dom, _) = match self.ensure_pi(r) {
             Ok(v) => v,
-            Err(_) => return ill(format!("projection index {idx} out of range")),
+            Err(KernelError::Ill(_)) => return ill(format!("projection index {idx} out of range")),
+            Err(e) => return Err(e),
         };
         if is_prop_type && !self.is_prop(dom)? {
             return ill("projection of data out of a proof");
