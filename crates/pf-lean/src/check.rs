@@ -282,7 +282,11 @@ fn add_single(c: &mut Checked, k: &Constant, opts: &Options) -> Result<(), Kerne
             if matches!(k.kind, ConstKind::Thm { .. }) && !tc.is_prop(k.ty)? {
                 return ill("theorem type is not a proposition");
             }
-            let vt = tc.check(v)?;
+            // Syntactic fast path first (no binder opening); the full checker otherwise.
+            let vt = match tc.check_open(v)? {
+                Some(t) => t,
+                None => tc.check(v)?,
+            };
             if !tc.is_def_eq(vt, k.ty)? {
                 return ill("value does not have the declared type");
             }

@@ -329,6 +329,12 @@ pub fn add_inductive(
                 )?;
                 env.insert(r.clone());
             }
+            None if env.contains(g.name) => {
+                return ill(format!(
+                    "`{}` is already declared",
+                    s.name_to_string(g.name)
+                ));
+            }
             None => env.insert(Constant {
                 name: g.name,
                 lparams: rec_lparams.clone(),

@@ -4,6 +4,7 @@
 mod defeq;
 mod infer;
 mod nat;
+mod open;
 mod whnf;
 
 use rustc_hash::{FxHashMap, FxHashSet};
