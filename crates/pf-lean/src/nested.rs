@@ -238,10 +238,13 @@ impl Expander<'_, '_> {
                 }
                 let (jlp, jty, jctors) = (jc.lparams.clone(), jc.ty, jctors.clone());
                 let k = self.aux.len();
-                let name = self
-                    .tc
-                    .s
-                    .name(crate::store::NameNode::Num(self.prefix, k as u64 + 1));
+                // A fresh name: never one the environment already holds.
+                let mut i = k as u64 + 1;
+                let mut name = self.tc.s.name(crate::store::NameNode::Num(self.prefix, i));
+                while self.tc.env.contains(name) || self.block.contains(&name) {
+                    i += 1_000_000;
+                    name = self.tc.s.name(crate::store::NameNode::Num(self.prefix, i));
+                }
                 let params = self.params.clone();
                 // aux : (params) -> J's type with J's parameters := As.
                 let mut ty = subst::instantiate_lparams(self.tc.s, jty, &jlp, &jls);

@@ -138,8 +138,13 @@ pub fn check_quot(s: &mut Store, env: &Env, wk: Wk, c: &Constant) -> Result<(), 
             "quotient constant of kind `{want_name}` has the wrong name"
         ));
     }
+    if c.lparams.len() == 2 && c.lparams[0] == c.lparams[1] {
+        return ill("duplicate universe parameter");
+    }
     check_eq(s, env, wk)?;
     let mut tc = TypeChecker::new(s, env, wk, Some(c.lparams.clone()), crate::tc::DEFAULT_FUEL);
+    // The declared type must itself be well-formed (its constants declared).
+    tc.ensure_sort_of(c.ty)?;
     let want = expected_type(&mut tc, kind, &c.lparams)?;
     if want != c.ty && !tc.is_def_eq(want, c.ty)? {
         return ill(format!(
