@@ -241,7 +241,12 @@ impl Expander<'_, '_> {
                 // A fresh name: never one the environment already holds.
                 let mut i = k as u64 + 1;
                 let mut name = self.tc.s.name(crate::store::NameNode::Num(self.prefix, i));
-                while self.tc.env.contains(name) || self.block.contains(&name) {
+                while self.tc.env.contains(name)
+                    || self.block.contains(&name)
+                    || self.tc.env.names().iter().any(|&n| {
+                        matches!(self.tc.s.name_node(n), crate::store::NameNode::Str(p, _) if *p == name)
+                    })
+                {
                     i += 1_000_000;
                     name = self.tc.s.name(crate::store::NameNode::Num(self.prefix, i));
                 }
