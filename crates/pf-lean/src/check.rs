@@ -247,6 +247,15 @@ pub fn add_declaration(
 }
 
 fn add_single(c: &mut Checked, k: &Constant, opts: &Options) -> Result<(), KernelError> {
+    precheck_single(c, k)?;
+    typecheck_single(&mut c.store, &c.env, c.wk, k, opts)?;
+    admit_single(c, k);
+    Ok(())
+}
+
+/// The cheap structural checks of a single declaration (fresh name, universe parameters,
+/// safety, closed terms).
+pub(crate) fn precheck_single(c: &Checked, k: &Constant) -> Result<(), KernelError> {
     if c.env.contains(k.name) {
         return ill("already declared");
     }
@@ -263,22 +272,32 @@ fn add_single(c: &mut Checked, k: &Constant, opts: &Options) -> Result<(), Kerne
     if !closed(&c.store, k.ty) {
         return ill("type is not a closed term");
     }
-    let mut tc = TypeChecker::new(
-        &mut c.store,
-        &c.env,
-        c.wk,
-        Some(k.lparams.clone()),
-        opts.fuel,
-    );
+    match &k.kind {
+        ConstKind::Axiom => Ok(()),
+        ConstKind::Def { value, .. } | ConstKind::Thm { value } | ConstKind::Opaque { value } => {
+            if closed(&c.store, *value) {
+                Ok(())
+            } else {
+                ill("value is not a closed term")
+            }
+        }
+        _ => ill("unexpected constant kind"),
+    }
+}
+
+/// Type-checks a single declaration against `env` (which it only reads).
+pub(crate) fn typecheck_single(
+    store: &mut Store,
+    env: &Env,
+    wk: Wk,
+    k: &Constant,
+    opts: &Options,
+) -> Result<(), KernelError> {
+    let mut tc = TypeChecker::new(store, env, wk, Some(k.lparams.clone()), opts.fuel);
     tc.ensure_sort_of(k.ty)?;
-    let mut k = k.clone();
-    match &mut k.kind {
-        ConstKind::Axiom => {}
+    match &k.kind {
         ConstKind::Def { value, .. } | ConstKind::Thm { value } | ConstKind::Opaque { value } => {
             let v = *value;
-            if !closed(tc.s, v) {
-                return ill("value is not a closed term");
-            }
             if matches!(k.kind, ConstKind::Thm { .. }) && !tc.is_prop(k.ty)? {
                 return ill("theorem type is not a proposition");
             }
@@ -290,9 +309,15 @@ fn add_single(c: &mut Checked, k: &Constant, opts: &Options) -> Result<(), Kerne
             if !tc.is_def_eq(vt, k.ty)? {
                 return ill("value does not have the declared type");
             }
+            Ok(())
         }
-        _ => return ill("unexpected constant kind"),
+        _ => Ok(()),
     }
+}
+
+/// Adds a checked single declaration to the environment.
+pub(crate) fn admit_single(c: &mut Checked, k: &Constant) {
+    let mut k = k.clone();
     // The legacy text format has no hints: use the definitional height (Lean 3 rule).
     if let Some(Format::TextLegacy) = c.format
         && let ConstKind::Def { value, hint } = &mut k.kind
@@ -300,7 +325,6 @@ fn add_single(c: &mut Checked, k: &Constant, opts: &Options) -> Result<(), Kerne
         *hint = Hint::Regular(height(&c.store, &c.env, *value));
     }
     c.env.insert(k);
-    Ok(())
 }
 
 /// 1 + the largest height of a regular definition `value` mentions.
