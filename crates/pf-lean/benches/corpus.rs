@@ -2,7 +2,8 @@
 //! each verdict against the expected one, the counts, files/s, MB/s and the slowest file.
 //!
 //! `cargo bench -p pf-lean --bench corpus` (full run); `PF_LEAN_SMOKE=1` limits the run to
-//! files under 20 KB (a few seconds, for CI); `PF_LEAN_FILTER=substr` selects files.
+//! files under 20 KB (a few seconds, for CI); `PF_LEAN_FILTER=substr` selects files;
+//! `PF_LEAN_THREADS=n` checks independent declarations on n threads.
 
 use std::time::Instant;
 
@@ -16,6 +17,14 @@ fn main() {
     let smoke = std::env::var("PF_LEAN_SMOKE").is_ok();
     let filter = std::env::var("PF_LEAN_FILTER").ok();
     let verbose = std::env::var("PF_LEAN_VERBOSE").is_ok();
+    let threads: usize = std::env::var("PF_LEAN_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1);
+    let opts = Options {
+        threads,
+        ..Options::default()
+    };
     let (mut acc, mut rej, mut dec, mut wrong) = (0, 0, 0, 0);
     let (mut bytes, mut files) = (0usize, 0usize);
     let mut slowest = (0.0f64, String::new());
@@ -32,7 +41,7 @@ fn main() {
             continue;
         }
         let t = Instant::now();
-        let out = check_export(&text, &Options::default());
+        let out = check_export(&text, &opts);
         let dt = t.elapsed().as_secs_f64();
         bytes += text.len();
         files += 1;

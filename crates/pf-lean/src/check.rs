@@ -49,6 +49,8 @@ pub struct Options {
     pub fuel: u64,
     /// Print each declaration to stderr as it is checked (debugging).
     pub trace: bool,
+    /// Worker threads for independent declarations (1 = sequential).
+    pub threads: usize,
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
         Options {
             fuel: DEFAULT_FUEL,
             trace: false,
+            threads: 1,
         }
     }
 }
@@ -83,7 +86,7 @@ pub struct Outcome {
 }
 
 /// Stack size of the checking thread (deep terms recurse deeply).
-const STACK: usize = 1 << 30;
+pub(crate) const STACK: usize = 1 << 30;
 
 /// Parses and checks an export, on a thread with a large stack.
 pub fn check_export(input: &str, opts: &Options) -> Outcome {
@@ -146,6 +149,23 @@ pub fn check_export_here(input: &str, opts: &Options) -> Outcome {
         checked: 0,
         format: Some(ex.format),
     };
+    if opts.threads > 1 {
+        let verdict = match crate::parallel::check_all(&mut c, &decls, opts, opts.threads) {
+            None => {
+                c.checked = decls.len();
+                Verdict::Accept
+            }
+            Some((i, name, e)) => {
+                c.checked = i;
+                let line = decls.get(i).map_or(0, |d| d.0);
+                failure_verdict(&c, line, name, e)
+            }
+        };
+        return Outcome {
+            verdict,
+            checked: c,
+        };
+    }
     for (line, d) in &decls {
         if opts.trace {
             let n = decl_name(d)
@@ -154,19 +174,7 @@ pub fn check_export_here(input: &str, opts: &Options) -> Outcome {
             eprintln!("line {line}: {} {n}", decl_kind(d));
         }
         if let Err((name, e)) = add_declaration(&mut c, d, opts) {
-            let decl = name.map(|n| c.store.name_to_string(n));
-            let verdict = match e {
-                KernelError::Ill(reason) => Verdict::Reject {
-                    decl,
-                    reason: format!("line {line}: {reason}"),
-                },
-                KernelError::Unsupported(reason) | KernelError::Resource(reason) => {
-                    Verdict::Decline {
-                        decl,
-                        reason: format!("line {line}: {reason}"),
-                    }
-                }
-            };
+            let verdict = failure_verdict(&c, *line, name, e);
             return Outcome {
                 verdict,
                 checked: c,
@@ -177,6 +185,20 @@ pub fn check_export_here(input: &str, opts: &Options) -> Outcome {
     Outcome {
         verdict: Verdict::Accept,
         checked: c,
+    }
+}
+
+fn failure_verdict(c: &Checked, line: usize, name: Option<NameId>, e: KernelError) -> Verdict {
+    let decl = name.map(|n| c.store.name_to_string(n));
+    match e {
+        KernelError::Ill(reason) => Verdict::Reject {
+            decl,
+            reason: format!("line {line}: {reason}"),
+        },
+        KernelError::Unsupported(reason) | KernelError::Resource(reason) => Verdict::Decline {
+            decl,
+            reason: format!("line {line}: {reason}"),
+        },
     }
 }
 

@@ -16,6 +16,7 @@ pub mod error;
 pub mod inductive;
 pub mod level;
 pub mod nested;
+pub mod parallel;
 pub mod parse;
 pub mod quot;
 pub mod schedule;

@@ -130,3 +130,8 @@ pub fn dependency_order(
     let mut slots: Vec<Option<(usize, Declaration)>> = decls.into_iter().map(Some).collect();
     order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
+
+/// The constants a declaration mentions (itself included, if it refers to itself).
+pub fn mentioned(s: &Store, k: &Constant) -> Vec<NameId> {
+    requires(s, &Declaration::Single(k.clone()), &[])
+}

@@ -90,7 +90,7 @@ pub struct ExprInfo {
 pub const MAX_EXPRS: usize = 100_000_000;
 
 /// The arenas.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Store {
     names: Vec<NameNode>,
     name_map: FxHashMap<NameNode, NameId>,

@@ -37,6 +37,21 @@ fn corpus_verdicts_are_never_wrong() {
             Verdict::Reject { .. } => "reject",
             Verdict::Decline { .. } => "decline",
         };
+        // The parallel checker must give the same verdict as the sequential one.
+        let par = check_export(
+            &text,
+            &Options {
+                threads: 2,
+                ..Options::default()
+            },
+        );
+        assert_eq!(
+            std::mem::discriminant(&par.verdict),
+            std::mem::discriminant(&out.verdict),
+            "{file}: parallel {:?} vs sequential {:?}",
+            par.verdict,
+            out.verdict
+        );
         if let Some((_, why)) = DISPUTED.iter().find(|(f, _)| *f == file) {
             println!("disputed label {file}: expected {expected}, got {got} ({why})");
             continue;

@@ -39,6 +39,9 @@ pub struct CheckArgs {
     /// Print each declaration to stderr as it is checked.
     #[arg(long)]
     pub trace: bool,
+    /// Worker threads for independent declarations.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
 }
 
 /// Arguments of `pf lean emit`.
@@ -72,6 +75,7 @@ fn check(a: CheckArgs) -> miette::Result<ExitCode> {
         &Options {
             fuel: a.fuel,
             trace: a.trace,
+            threads: a.threads,
         },
     );
     match &out.verdict {
