@@ -5,6 +5,8 @@
 //! such `imax` remains, a level is a maximum of atoms `p + k` and constants `k`, and `<=` is
 //! decided atom by atom.
 
+use rustc_hash::{FxHashMap, FxHashSet};
+
 use crate::store::{LevelId, LevelNode, NameId, Store};
 
 /// Upper bound on case splits for one comparison (fails closed: "not <=").
@@ -15,38 +17,68 @@ pub fn instantiate(s: &mut Store, l: LevelId, ps: &[NameId], us: &[LevelId]) -> 
     if !s.level_has_param(l) {
         return l;
     }
-    match s.level_node(l) {
+    let mut memo = FxHashMap::default();
+    inst_go(s, l, ps, us, &mut memo)
+}
+
+// Memoised: level terms are DAGs (`max l l` nested deeply would otherwise be exponential).
+fn inst_go(
+    s: &mut Store,
+    l: LevelId,
+    ps: &[NameId],
+    us: &[LevelId],
+    memo: &mut FxHashMap<LevelId, LevelId>,
+) -> LevelId {
+    if !s.level_has_param(l) {
+        return l;
+    }
+    if let Some(&r) = memo.get(&l) {
+        return r;
+    }
+    let r = match s.level_node(l) {
         LevelNode::Zero => l,
         LevelNode::Param(p) => match ps.iter().position(|&q| q == p) {
             Some(i) => us.get(i).copied().unwrap_or(l),
             None => l,
         },
         LevelNode::Succ(a) => {
-            let a = instantiate(s, a, ps, us);
+            let a = inst_go(s, a, ps, us, memo);
             s.succ(a)
         }
         LevelNode::Max(a, b) => {
-            let (a, b) = (instantiate(s, a, ps, us), instantiate(s, b, ps, us));
+            let (a, b) = (inst_go(s, a, ps, us, memo), inst_go(s, b, ps, us, memo));
             s.level(LevelNode::Max(a, b))
         }
         LevelNode::IMax(a, b) => {
-            let (a, b) = (instantiate(s, a, ps, us), instantiate(s, b, ps, us));
+            let (a, b) = (inst_go(s, a, ps, us, memo), inst_go(s, b, ps, us, memo));
             s.level(LevelNode::IMax(a, b))
         }
-    }
+    };
+    memo.insert(l, r);
+    r
 }
 
-/// True when every parameter of `l` is in `ps`; otherwise the first undeclared one.
+/// The first parameter of `l` not in `ps`, if any.
 pub fn undeclared_param(s: &Store, l: LevelId, ps: &[NameId]) -> Option<NameId> {
-    if !s.level_has_param(l) {
+    let mut seen = FxHashSet::default();
+    undeclared_go(s, l, ps, &mut seen)
+}
+
+fn undeclared_go(
+    s: &Store,
+    l: LevelId,
+    ps: &[NameId],
+    seen: &mut FxHashSet<LevelId>,
+) -> Option<NameId> {
+    if !s.level_has_param(l) || !seen.insert(l) {
         return None;
     }
     match s.level_node(l) {
         LevelNode::Zero => None,
         LevelNode::Param(p) => (!ps.contains(&p)).then_some(p),
-        LevelNode::Succ(a) => undeclared_param(s, a, ps),
+        LevelNode::Succ(a) => undeclared_go(s, a, ps, seen),
         LevelNode::Max(a, b) | LevelNode::IMax(a, b) => {
-            undeclared_param(s, a, ps).or_else(|| undeclared_param(s, b, ps))
+            undeclared_go(s, a, ps, seen).or_else(|| undeclared_go(s, b, ps, seen))
         }
     }
 }
@@ -58,15 +90,25 @@ struct Atom {
     k: u64,
 }
 
+/// Atoms collected so far, and the (level, level, offset) nodes already visited.
+#[derive(Default)]
+struct Atoms {
+    list: Vec<Atom>,
+    seen: FxHashSet<(LevelId, LevelId, u64)>,
+}
+
 /// Flattens a level into atoms, or reports a parameter that must be case-split first.
-fn atoms(s: &Store, l: LevelId, k: u64, out: &mut Vec<Atom>) -> Result<(), NameId> {
+fn atoms(s: &Store, l: LevelId, k: u64, out: &mut Atoms) -> Result<(), NameId> {
+    if !out.seen.insert((l, LevelId(u32::MAX), k)) {
+        return Ok(());
+    }
     match s.level_node(l) {
         LevelNode::Zero => {
-            out.push(Atom { param: None, k });
+            out.list.push(Atom { param: None, k });
             Ok(())
         }
         LevelNode::Param(p) => {
-            out.push(Atom { param: Some(p), k });
+            out.list.push(Atom { param: Some(p), k });
             Ok(())
         }
         LevelNode::Succ(a) => atoms(s, a, k.saturating_add(1), out),
@@ -76,7 +118,7 @@ fn atoms(s: &Store, l: LevelId, k: u64, out: &mut Vec<Atom>) -> Result<(), NameI
         }
         LevelNode::IMax(a, b) => match s.level_node(b) {
             LevelNode::Zero => {
-                out.push(Atom { param: None, k });
+                out.list.push(Atom { param: None, k });
                 Ok(())
             }
             LevelNode::Succ(_) => {
@@ -99,16 +141,13 @@ fn atoms(s: &Store, l: LevelId, k: u64, out: &mut Vec<Atom>) -> Result<(), NameI
 }
 
 /// Atoms of `imax a b + k` without interning `imax a b`.
-fn imax_atoms(
-    s: &Store,
-    a: LevelId,
-    b: LevelId,
-    k: u64,
-    out: &mut Vec<Atom>,
-) -> Result<(), NameId> {
+fn imax_atoms(s: &Store, a: LevelId, b: LevelId, k: u64, out: &mut Atoms) -> Result<(), NameId> {
+    if !out.seen.insert((a, b, k)) {
+        return Ok(());
+    }
     match s.level_node(b) {
         LevelNode::Zero => {
-            out.push(Atom { param: None, k });
+            out.list.push(Atom { param: None, k });
             Ok(())
         }
         LevelNode::Succ(_) => {
@@ -142,8 +181,8 @@ fn leq_split(s: &mut Store, a: LevelId, b: LevelId, budget: &mut u32) -> bool {
     if a == b {
         return true;
     }
-    let mut xa = Vec::new();
-    let mut xb = Vec::new();
+    let mut xa = Atoms::default();
+    let mut xb = Atoms::default();
     let split = atoms(s, a, 0, &mut xa)
         .err()
         .or_else(|| atoms(s, b, 0, &mut xb).err());
@@ -163,7 +202,7 @@ fn leq_split(s: &mut Store, a: LevelId, b: LevelId, budget: &mut u32) -> bool {
             let (a1, b1) = (subst_param(s, a, p, sp), subst_param(s, b, p, sp));
             leq_split(s, a1, b1, budget)
         }
-        None => atoms_leq(&xa, &xb),
+        None => atoms_leq(&xa.list, &xb.list),
     }
 }
 
@@ -254,5 +293,22 @@ mod tests {
         let one = s.succ(z);
         assert!(!leq(&mut s, one, u));
         assert!(is_nonzero(&mut s, su));
+    }
+
+    #[test]
+    fn deeply_shared_levels_are_compared_without_blowup() {
+        let (mut s, u, v) = setup();
+        let mut l = s.level(LevelNode::IMax(u, v));
+        for _ in 0..200 {
+            l = s.level(LevelNode::Max(l, l));
+        }
+        let m = s.level(LevelNode::Max(u, v));
+        assert!(leq(&mut s, l, m));
+        assert!(!leq(&mut s, m, l));
+        let w = s.name_path("w");
+        let ps = [w];
+        let z = s.zero();
+        assert_eq!(instantiate(&mut s, l, &ps, &[z]), l);
+        assert!(undeclared_param(&s, l, &ps).is_some());
     }
 }

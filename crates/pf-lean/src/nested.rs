@@ -44,6 +44,7 @@ struct Expander<'t, 'a> {
     aux_types: Vec<Constant>,
     aux_ctors: Vec<Vec<Constant>>,
     prefix: NameId,
+    memo: FxHashMap<ExprId, ExprId>,
 }
 
 /// Expands nested occurrences; `None` when the block has none.
@@ -88,6 +89,7 @@ pub fn expand(
         aux_types: Vec::new(),
         aux_ctors: Vec::new(),
         prefix,
+        memo: FxHashMap::default(),
     };
     // Constructors in the order of the types' constructor lists (this fixes the order of
     // the auxiliary types, hence of the motives).
@@ -160,6 +162,16 @@ impl Expander<'_, '_> {
 
     /// Top-down replacement of nested occurrences `J As` (pre-order, like Lean's `replace`).
     fn replace(&mut self, e: ExprId) -> Result<ExprId, KernelError> {
+        if let Some(&r) = self.memo.get(&e) {
+            return Ok(r);
+        }
+        let r = self.replace_uncached(e)?;
+        self.memo.insert(e, r);
+        Ok(r)
+    }
+
+    fn replace_uncached(&mut self, e: ExprId) -> Result<ExprId, KernelError> {
+        self.tc.tick()?;
         if !self.mentions_block(e) {
             return Ok(e);
         }

@@ -165,21 +165,26 @@ fn abs_go(
     r
 }
 
-/// True when bound variable `i` occurs loose in `e`.
+/// True when bound variable `i` occurs loose in `e` (memoised: terms are DAGs).
 pub fn has_loose_bvar(s: &Store, e: ExprId, i: u32) -> bool {
-    if s.info(e).loose_bvar_range <= i {
+    let mut seen = rustc_hash::FxHashSet::default();
+    loose_go(s, e, i, &mut seen)
+}
+
+fn loose_go(s: &Store, e: ExprId, i: u32, seen: &mut rustc_hash::FxHashSet<(ExprId, u32)>) -> bool {
+    if s.info(e).loose_bvar_range <= i || !seen.insert((e, i)) {
         return false;
     }
     match s.node(e) {
         ExprNode::BVar(j) => j == i,
-        ExprNode::App(a, b) => has_loose_bvar(s, a, i) || has_loose_bvar(s, b, i),
+        ExprNode::App(a, b) => loose_go(s, a, i, seen) || loose_go(s, b, i, seen),
         ExprNode::Lam(t, b) | ExprNode::Pi(t, b) => {
-            has_loose_bvar(s, t, i) || has_loose_bvar(s, b, i + 1)
+            loose_go(s, t, i, seen) || loose_go(s, b, i + 1, seen)
         }
         ExprNode::Let(t, v, b) => {
-            has_loose_bvar(s, t, i) || has_loose_bvar(s, v, i) || has_loose_bvar(s, b, i + 1)
+            loose_go(s, t, i, seen) || loose_go(s, v, i, seen) || loose_go(s, b, i + 1, seen)
         }
-        ExprNode::Proj(_, _, x) => has_loose_bvar(s, x, i),
+        ExprNode::Proj(_, _, x) => loose_go(s, x, i, seen),
         _ => false,
     }
 }
