@@ -153,7 +153,7 @@ pub fn check_export_here(input: &str, opts: &Options) -> Outcome {
         let verdict = match crate::parallel::check_all(&mut c, &decls, opts, opts.threads) {
             None => {
                 c.checked = decls.len();
-                Verdict::Accept
+                accept_verdict(&c)
             }
             Some((i, name, e)) => {
                 c.checked = i;
@@ -183,13 +183,32 @@ pub fn check_export_here(input: &str, opts: &Options) -> Outcome {
         c.checked += 1;
     }
     Outcome {
-        verdict: Verdict::Accept,
+        verdict: accept_verdict(&c),
         checked: c,
+    }
+}
+
+/// Accept, unless a universe comparison ran out of budget (its answers are then unreliable).
+fn accept_verdict(c: &Checked) -> Verdict {
+    if c.store.level_budget_hit {
+        Verdict::Decline {
+            decl: None,
+            reason: "universe comparison budget exhausted".into(),
+        }
+    } else {
+        Verdict::Accept
     }
 }
 
 fn failure_verdict(c: &Checked, line: usize, name: Option<NameId>, e: KernelError) -> Verdict {
     let decl = name.map(|n| c.store.name_to_string(n));
+    // A "no" from an exhausted universe comparison is not a proof of ill-typedness.
+    let e = match e {
+        KernelError::Ill(m) if c.store.level_budget_hit => {
+            KernelError::Resource(format!("universe comparison budget exhausted ({m})"))
+        }
+        other => other,
+    };
     match e {
         KernelError::Ill(reason) => Verdict::Reject {
             decl,

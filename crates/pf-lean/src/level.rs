@@ -189,6 +189,7 @@ fn leq_split(s: &mut Store, a: LevelId, b: LevelId, budget: &mut u32) -> bool {
     match split {
         Some(p) => {
             if *budget == 0 {
+                s.level_budget_hit = true;
                 return false;
             }
             *budget -= 1;

@@ -70,6 +70,20 @@ pub fn check_all(
                         let j = next.fetch_add(1, Ordering::Relaxed);
                         let Some(&(i, k)) = jobs.get(j) else { break };
                         if let Err(e) = typecheck_single(&mut store, env, wk, k, opts) {
+                            // A "no" from an exhausted universe comparison proves nothing.
+                            let e = match e {
+                                KernelError::Ill(m) if store.level_budget_hit => {
+                                    KernelError::Resource(format!(
+                                        "universe comparison budget exhausted ({m})"
+                                    ))
+                                }
+                                other => other,
+                            };
+                            out.push((i, Some(k.name), e));
+                        } else if store.level_budget_hit {
+                            let e = KernelError::Resource(
+                                "universe comparison budget exhausted".into(),
+                            );
                             out.push((i, Some(k.name), e));
                         }
                     }

@@ -107,6 +107,9 @@ pub struct Store {
     strs: Vec<String>,
     str_map: FxHashMap<String, u32>,
     overflow: bool,
+    /// Set when a universe comparison ran out of case splits (its "no" is then unreliable,
+    /// so a rejection that follows is reported as a decline).
+    pub level_budget_hit: bool,
 }
 
 impl Store {
