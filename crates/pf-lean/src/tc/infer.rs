@@ -250,6 +250,7 @@ impl TypeChecker<'_> {
                 num_params,
                 num_indices: 0,
                 ctors,
+                is_rec: false,
                 ..
             } if ctors.len() == 1 => (*num_params, ctors.clone()),
             _ => {
