@@ -28,6 +28,9 @@ enum Command {
     Key(cmd::key::Args),
     /// Neural-network verification (NNet/ONNX models, VNN-LIB/Marabou properties).
     Nnv(cmd::nnv::Args),
+    /// Lean 4 proofs: independent kernel check of lean4export files.
+    #[command(subcommand)]
+    Lean(cmd::lean::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Command::Bundle(args) => cmd::bundle::run(args),
         Command::Key(args) => cmd::key::run(args),
         Command::Nnv(args) => cmd::nnv::run(args),
+        Command::Lean(a) => cmd::lean::run(a),
     };
     match result {
         Ok(code) => code,
