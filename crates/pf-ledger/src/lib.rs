@@ -1,0 +1,8 @@
+//! `pf-ledger`: the Provability Fabric transparency log.
+//!
+//! An append-only RFC 9162 Merkle log of canonical-JSON decision records, stored in the C2SP
+//! tlog-tiles layout and committed to by C2SP signed-note checkpoints, so that anyone can audit
+//! it with inclusion and consistency proofs. The Merkle core ([`merkle`]) is pure and does no I/O.
+
+pub mod hash;
+pub mod merkle;
