@@ -4,5 +4,8 @@
 //! tlog-tiles layout and committed to by C2SP signed-note checkpoints, so that anyone can audit
 //! it with inclusion and consistency proofs. The Merkle core ([`merkle`]) is pure and does no I/O.
 
+pub mod checkpoint;
+pub mod cosignature;
 pub mod hash;
 pub mod merkle;
+pub mod note;

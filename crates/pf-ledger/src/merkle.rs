@@ -108,7 +108,7 @@ pub fn range_root<S: NodeSource + ?Sized>(src: &S, lo: u64, hi: u64) -> Result<H
     if n == 0 {
         return Ok(empty_root());
     }
-    if n.is_power_of_two() && lo % n == 0 {
+    if n.is_power_of_two() && lo.is_multiple_of(n) {
         return src.node(n.trailing_zeros(), lo >> n.trailing_zeros());
     }
     // Fold the perfect subtrees of the range from the right edge inwards.
@@ -429,7 +429,7 @@ pub fn check_subtree(start: u64, end: u64) -> Result<(), ProofError> {
     let Some(width) = (end - start).checked_next_power_of_two() else {
         return Err(ProofError::NotASubtree { start, end });
     };
-    if start % width != 0 {
+    if !start.is_multiple_of(width) {
         return Err(ProofError::NotASubtree { start, end });
     }
     Ok(())
