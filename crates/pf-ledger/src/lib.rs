@@ -6,6 +6,11 @@
 
 pub mod checkpoint;
 pub mod cosignature;
+pub mod edge;
 pub mod hash;
 pub mod merkle;
 pub mod note;
+pub mod record;
+pub mod storage;
+pub mod tiles;
+pub mod view;
