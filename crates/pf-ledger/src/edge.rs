@@ -5,7 +5,8 @@
 use crate::hash::{Hash, empty_root, leaf_hash};
 use crate::merkle::root_of_leaves;
 use crate::tiles::{
-    TILE_WIDTH, TileError, TileId, TileKind, encode_bundle, encode_hash_tile, full_tiles, partial_width, top_level,
+    TILE_WIDTH, TileError, TileId, TileKind, encode_bundle, encode_hash_tile, full_tiles,
+    partial_width, top_level,
 };
 
 /// Partial tiles of a tree of `size` leaves.
@@ -28,21 +29,43 @@ impl RightEdge {
     }
 
     /// Rebuilds the edge from partial tiles read back from storage; widths must match `size`.
-    pub fn from_parts(size: u64, levels: Vec<Vec<Hash>>, entries: Vec<Vec<u8>>) -> Result<RightEdge, String> {
-        let want_levels = if size == 0 { 0 } else { usize::from(top_level(size)) + 1 };
+    pub fn from_parts(
+        size: u64,
+        levels: Vec<Vec<Hash>>,
+        entries: Vec<Vec<u8>>,
+    ) -> Result<RightEdge, String> {
+        let want_levels = if size == 0 {
+            0
+        } else {
+            usize::from(top_level(size)) + 1
+        };
         if levels.len() != want_levels {
-            return Err(format!("expected {want_levels} tile levels for size {size}, got {}", levels.len()));
+            return Err(format!(
+                "expected {want_levels} tile levels for size {size}, got {}",
+                levels.len()
+            ));
         }
         for (l, hs) in levels.iter().enumerate() {
             let w = usize::from(partial_width(l as u8, size));
             if hs.len() != w {
-                return Err(format!("partial tile at level {l} has {} hashes, expected {w}", hs.len()));
+                return Err(format!(
+                    "partial tile at level {l} has {} hashes, expected {w}",
+                    hs.len()
+                ));
             }
         }
         if entries.len() as u64 != size % TILE_WIDTH {
-            return Err(format!("partial entry bundle has {} entries, expected {}", entries.len(), size % TILE_WIDTH));
+            return Err(format!(
+                "partial entry bundle has {} entries, expected {}",
+                entries.len(),
+                size % TILE_WIDTH
+            ));
         }
-        Ok(RightEdge { size, levels, entries })
+        Ok(RightEdge {
+            size,
+            levels,
+            entries,
+        })
     }
 
     /// Number of leaves.
@@ -52,7 +75,10 @@ impl RightEdge {
 
     /// Hashes of the partial tile at `level` (empty if none).
     pub fn partial(&self, level: u8) -> &[Hash] {
-        self.levels.get(usize::from(level)).map(Vec::as_slice).unwrap_or(&[])
+        self.levels
+            .get(usize::from(level))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Entries of the partial entry bundle.
@@ -70,7 +96,10 @@ impl RightEdge {
             }
         }
         if !self.entries.is_empty() {
-            out.push(TileId::entries(full_tiles(0, self.size), self.entries.len() as u16));
+            out.push(TileId::entries(
+                full_tiles(0, self.size),
+                self.entries.len() as u16,
+            ));
         }
         out
     }
@@ -98,7 +127,10 @@ impl RightEdge {
     /// the final partial tiles), entry bundles included. Fails before changing anything if an
     /// entry is too large for a bundle.
     pub fn append(&mut self, batch: &[Vec<u8>]) -> Result<TileWrites, TileError> {
-        if let Some(e) = batch.iter().find(|e| e.len() > crate::tiles::MAX_ENTRY_BYTES) {
+        if let Some(e) = batch
+            .iter()
+            .find(|e| e.len() > crate::tiles::MAX_ENTRY_BYTES)
+        {
             return Err(TileError::EntryTooLarge(e.len()));
         }
         let mut writes: TileWrites = Vec::new();
@@ -110,7 +142,10 @@ impl RightEdge {
             self.size += 1;
             if self.entries.len() as u64 == TILE_WIDTH {
                 let index = (self.size - 1) / TILE_WIDTH;
-                writes.push((TileId::entries(index, TILE_WIDTH as u16), encode_bundle(&self.entries)?));
+                writes.push((
+                    TileId::entries(index, TILE_WIDTH as u16),
+                    encode_bundle(&self.entries)?,
+                ));
                 self.entries.clear();
             }
             // Push the hash into its level; a tile that fills is written and its root moves up.
@@ -125,7 +160,10 @@ impl RightEdge {
                 }
                 let shift = 8 * (level as u32 + 1);
                 let index = (self.size - 1) >> shift;
-                writes.push((TileId::hashes(level as u8, index, TILE_WIDTH as u16), encode_hash_tile(&self.levels[level])));
+                writes.push((
+                    TileId::hashes(level as u8, index, TILE_WIDTH as u16),
+                    encode_hash_tile(&self.levels[level]),
+                ));
                 h = root_of_leaves(&self.levels[level]);
                 self.levels[level].clear();
                 level += 1;
@@ -161,7 +199,9 @@ mod tests {
         let mut leaves = Vec::new();
         let mut n = 0u64;
         for batch in [1usize, 2, 252, 1, 300, 65000, 600] {
-            let entries: Vec<Vec<u8>> = (0..batch).map(|i| format!("e{}", n + i as u64).into_bytes()).collect();
+            let entries: Vec<Vec<u8>> = (0..batch)
+                .map(|i| format!("e{}", n + i as u64).into_bytes())
+                .collect();
             leaves.extend(entries.iter().map(|e| leaf_hash(e)));
             n += batch as u64;
             edge.append(&entries).expect("append");
@@ -176,7 +216,16 @@ mod tests {
         let entries: Vec<Vec<u8>> = (0..257).map(|i: u32| i.to_be_bytes().to_vec()).collect();
         let w = edge.append(&entries).expect("append");
         let paths: Vec<String> = w.iter().map(|(t, _)| t.path()).collect();
-        assert_eq!(paths, vec!["tile/entries/000", "tile/0/000", "tile/0/001.p/1", "tile/1/000.p/1", "tile/entries/001.p/1"]);
+        assert_eq!(
+            paths,
+            vec![
+                "tile/entries/000",
+                "tile/0/000",
+                "tile/0/001.p/1",
+                "tile/1/000.p/1",
+                "tile/entries/001.p/1"
+            ]
+        );
         assert_eq!(edge.partial_tiles().len(), 3);
     }
 

@@ -73,7 +73,11 @@ pub fn canonicalize(v: &Value) -> Result<Vec<u8>, RecordError> {
 
 /// Parses JSON text, reporting line and column on error.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, RecordError> {
-    serde_json::from_slice(bytes).map_err(|e| RecordError::InvalidJson { line: e.line(), column: e.column(), message: e.to_string() })
+    serde_json::from_slice(bytes).map_err(|e| RecordError::InvalidJson {
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })
 }
 
 /// The commitment `SHA-256(domain || salt || JCS(value))`, hex.
@@ -86,17 +90,28 @@ pub fn commitment(salt: &[u8; 32], value: &Value) -> Result<String, RecordError>
 
 fn commitment_object(hex: &str) -> Value {
     let mut m = Map::new();
-    m.insert(COMMITMENT_KEY.to_string(), Value::String(format!("sha256:{hex}")));
+    m.insert(
+        COMMITMENT_KEY.to_string(),
+        Value::String(format!("sha256:{hex}")),
+    );
     Value::Object(m)
 }
 
 fn pointer_of(field: &str) -> String {
-    if field.starts_with('/') { field.to_string() } else { format!("/{}", field.replace('~', "~0").replace('/', "~1")) }
+    if field.starts_with('/') {
+        field.to_string()
+    } else {
+        format!("/{}", field.replace('~', "~0").replace('/', "~1"))
+    }
 }
 
 /// Replaces each sensitive field (a JSON pointer, or a top-level name) by a salted commitment
 /// and canonicalises the record. Salts come from the operating system's random source.
-pub fn prepare(record: Value, sensitive: &[&str], max_bytes: usize) -> Result<PreparedRecord, RecordError> {
+pub fn prepare(
+    record: Value,
+    sensitive: &[&str],
+    max_bytes: usize,
+) -> Result<PreparedRecord, RecordError> {
     let mut record = record;
     if !record.is_object() {
         return Err(RecordError::NotAnObject);
@@ -104,18 +119,31 @@ pub fn prepare(record: Value, sensitive: &[&str], max_bytes: usize) -> Result<Pr
     let mut openings = Vec::new();
     for field in sensitive {
         let pointer = pointer_of(field);
-        let slot = record.pointer_mut(&pointer).ok_or_else(|| RecordError::NoSuchField(pointer.clone()))?;
+        let slot = record
+            .pointer_mut(&pointer)
+            .ok_or_else(|| RecordError::NoSuchField(pointer.clone()))?;
         let mut salt = [0u8; 32];
-        getrandom::getrandom(&mut salt).map_err(|e| RecordError::Canonical(format!("no randomness: {e}")))?;
+        getrandom::getrandom(&mut salt)
+            .map_err(|e| RecordError::Canonical(format!("no randomness: {e}")))?;
         let value = std::mem::take(slot);
         *slot = commitment_object(&commitment(&salt, &value)?);
-        openings.push(Opening { pointer, salt: hex::encode(salt), value });
+        openings.push(Opening {
+            pointer,
+            salt: hex::encode(salt),
+            value,
+        });
     }
     let canonical = canonicalize(&record)?;
     if canonical.len() > max_bytes {
-        return Err(RecordError::TooLarge { got: canonical.len(), limit: max_bytes });
+        return Err(RecordError::TooLarge {
+            got: canonical.len(),
+            limit: max_bytes,
+        });
     }
-    Ok(PreparedRecord { canonical, openings })
+    Ok(PreparedRecord {
+        canonical,
+        openings,
+    })
 }
 
 /// Checks that `record` (as logged) holds at `opening.pointer` the commitment to
@@ -128,8 +156,15 @@ pub fn verify_opening(record: &Value, opening: &Opening) -> Result<(), RecordErr
         .and_then(Value::as_str)
         .and_then(|s| s.strip_prefix("sha256:"))
         .ok_or_else(mismatch)?;
-    let salt: [u8; 32] = hex::decode(&opening.salt).ok().and_then(|b| b.try_into().ok()).ok_or_else(mismatch)?;
-    if commitment(&salt, &opening.value)? == logged { Ok(()) } else { Err(mismatch()) }
+    let salt: [u8; 32] = hex::decode(&opening.salt)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(mismatch)?;
+    if commitment(&salt, &opening.value)? == logged {
+        Ok(())
+    } else {
+        Err(mismatch())
+    }
 }
 
 /// Secondary-index keys of a logged record: `agent:<id>`, `bundle:<digest>` and
@@ -146,7 +181,11 @@ pub fn index_keys(record: &Value) -> Vec<String> {
     while let Some(v) = stack.pop() {
         match v {
             Value::Object(m) => {
-                if let Some(c) = m.get(COMMITMENT_KEY).and_then(Value::as_str).and_then(|s| s.strip_prefix("sha256:")) {
+                if let Some(c) = m
+                    .get(COMMITMENT_KEY)
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.strip_prefix("sha256:"))
+                {
                     keys.push(format!("commitment:{c}"));
                 }
                 stack.extend(m.values());
@@ -168,7 +207,10 @@ mod tests {
         // RFC 8785 §3.2.2/§3.2.3: keys sorted by UTF-16 code units, ES6 number formatting.
         let v = json!({"b": 1, "a": [1e21, 0.1, -0.0, 1.5e-7], "\u{20ac}": "x", "\r": "y"});
         let s = String::from_utf8(canonicalize(&v).expect("jcs")).expect("utf8");
-        assert_eq!(s, "{\"\\r\":\"y\",\"a\":[1e+21,0.1,0,1.5e-7],\"b\":1,\"\u{20ac}\":\"x\"}");
+        assert_eq!(
+            s,
+            "{\"\\r\":\"y\",\"a\":[1e+21,0.1,0,1.5e-7],\"b\":1,\"\u{20ac}\":\"x\"}"
+        );
     }
 
     #[test]
@@ -189,9 +231,21 @@ mod tests {
 
     #[test]
     fn bad_input_is_rejected_with_position() {
-        assert!(matches!(prepare(json!([1]), &[], 100), Err(RecordError::NotAnObject)));
-        assert!(matches!(prepare(json!({"a": 1}), &["b"], 100), Err(RecordError::NoSuchField(_))));
-        assert!(matches!(prepare(json!({"a": "long"}), &[], 5), Err(RecordError::TooLarge { .. })));
-        assert!(matches!(parse_json(b"{\n  \"a\": }"), Err(RecordError::InvalidJson { line: 2, .. })));
+        assert!(matches!(
+            prepare(json!([1]), &[], 100),
+            Err(RecordError::NotAnObject)
+        ));
+        assert!(matches!(
+            prepare(json!({"a": 1}), &["b"], 100),
+            Err(RecordError::NoSuchField(_))
+        ));
+        assert!(matches!(
+            prepare(json!({"a": "long"}), &[], 5),
+            Err(RecordError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            parse_json(b"{\n  \"a\": }"),
+            Err(RecordError::InvalidJson { line: 2, .. })
+        ));
     }
 }

@@ -80,12 +80,20 @@ pub fn encode_index(n: u64) -> String {
 impl TileId {
     /// A hash tile.
     pub fn hashes(level: u8, index: u64, width: u16) -> TileId {
-        TileId { kind: TileKind::Hashes(level), index, width }
+        TileId {
+            kind: TileKind::Hashes(level),
+            index,
+            width,
+        }
     }
 
     /// An entry bundle.
     pub fn entries(index: u64, width: u16) -> TileId {
-        TileId { kind: TileKind::Entries, index, width }
+        TileId {
+            kind: TileKind::Entries,
+            index,
+            width,
+        }
     }
 
     /// True when the tile holds 256 hashes or entries.
@@ -108,13 +116,21 @@ impl TileId {
 
     /// Parses a resource path such as `tile/0/x001/234.p/7` or `tile/entries/000`.
     pub fn parse(path: &str) -> Result<TileId, TileError> {
-        let bad = |reason| TileError::BadPath { path: path.to_string(), reason };
-        let rest = path.strip_prefix("tile/").ok_or(bad("must start with tile/"))?;
+        let bad = |reason| TileError::BadPath {
+            path: path.to_string(),
+            reason,
+        };
+        let rest = path
+            .strip_prefix("tile/")
+            .ok_or(bad("must start with tile/"))?;
         let (level, rest) = rest.split_once('/').ok_or(bad("missing level"))?;
         let kind = if level == "entries" {
             TileKind::Entries
         } else {
-            if level.is_empty() || !level.bytes().all(|c| c.is_ascii_digit()) || (level.len() > 1 && level.starts_with('0')) {
+            if level.is_empty()
+                || !level.bytes().all(|c| c.is_ascii_digit())
+                || (level.len() > 1 && level.starts_with('0'))
+            {
                 return Err(bad("level must be a decimal without leading zeroes"));
             }
             let l: u8 = level.parse().map_err(|_| bad("level out of range"))?;
@@ -126,7 +142,9 @@ impl TileId {
         let (index_part, width) = match rest.split_once(".p/") {
             Some((i, w)) => {
                 if w.is_empty() || !w.bytes().all(|c| c.is_ascii_digit()) || w.starts_with('0') {
-                    return Err(bad("partial width must be a decimal without leading zeroes"));
+                    return Err(bad(
+                        "partial width must be a decimal without leading zeroes",
+                    ));
                 }
                 let w: u16 = w.parse().map_err(|_| bad("partial width out of range"))?;
                 if !(1..=255).contains(&w) {
@@ -140,12 +158,20 @@ impl TileId {
         let mut index: u64 = 0;
         for (i, g) in groups.iter().enumerate() {
             let last = i + 1 == groups.len();
-            let digits = if last { *g } else { g.strip_prefix('x').ok_or(bad("non-final index groups must start with x"))? };
+            let digits = if last {
+                *g
+            } else {
+                g.strip_prefix('x')
+                    .ok_or(bad("non-final index groups must start with x"))?
+            };
             if digits.len() != 3 || !digits.bytes().all(|c| c.is_ascii_digit()) {
                 return Err(bad("index groups must be 3 digits"));
             }
             let d: u64 = digits.parse().map_err(|_| bad("bad index digits"))?;
-            index = index.checked_mul(1000).and_then(|x| x.checked_add(d)).ok_or(bad("index overflows"))?;
+            index = index
+                .checked_mul(1000)
+                .and_then(|x| x.checked_add(d))
+                .ok_or(bad("index overflows"))?;
         }
         // The encoding is canonical: reject leading zero groups such as x000/001.
         if encode_index(index) != index_part {
@@ -199,9 +225,16 @@ pub fn tile_for(level: u8, pos: u64, size: u64) -> TileId {
 pub fn parse_hash_tile(tile: &TileId, body: &[u8]) -> Result<Vec<Hash>, TileError> {
     let want = usize::from(tile.width) * HASH_SIZE;
     if body.len() != want {
-        return Err(TileError::BadLength { path: tile.path(), got: body.len(), want });
+        return Err(TileError::BadLength {
+            path: tile.path(),
+            got: body.len(),
+            want,
+        });
     }
-    Ok(body.chunks_exact(HASH_SIZE).filter_map(Hash::from_slice).collect())
+    Ok(body
+        .chunks_exact(HASH_SIZE)
+        .filter_map(Hash::from_slice)
+        .collect())
 }
 
 /// Concatenates hashes into a tile body.
@@ -227,7 +260,10 @@ pub fn encode_bundle<E: AsRef<[u8]>>(entries: &[E]) -> Result<Vec<u8>, TileError
 
 /// Decodes an entry bundle, which must hold exactly the tile's width of entries.
 pub fn parse_bundle(tile: &TileId, body: &[u8]) -> Result<Vec<Vec<u8>>, TileError> {
-    let bad = |reason| TileError::BadBundle { path: tile.path(), reason };
+    let bad = |reason| TileError::BadBundle {
+        path: tile.path(),
+        reason,
+    };
     let mut out = Vec::with_capacity(usize::from(tile.width));
     let mut rest = body;
     while !rest.is_empty() {
@@ -260,7 +296,12 @@ mod tests {
 
     #[test]
     fn paths_round_trip() {
-        for t in [TileId::hashes(0, 1234067, 256), TileId::hashes(2, 5, 17), TileId::entries(999, 3), TileId::entries(1000, 256)] {
+        for t in [
+            TileId::hashes(0, 1234067, 256),
+            TileId::hashes(2, 5, 17),
+            TileId::entries(999, 3),
+            TileId::entries(1000, 256),
+        ] {
             assert_eq!(TileId::parse(&t.path()), Ok(t), "{}", t.path());
         }
         assert_eq!(TileId::hashes(1, 5, 17).path(), "tile/1/005.p/17");
@@ -268,7 +309,18 @@ mod tests {
 
     #[test]
     fn bad_paths_are_rejected() {
-        for p in ["tile/0/x000/001", "tile/00/001", "tile/64/000", "tile/0/1", "tile/0/001.p/0", "tile/0/001.p/256", "tile/0/001.p/07", "tile/0/001/002", "tiles/0/000", "tile/entries/x1/000"] {
+        for p in [
+            "tile/0/x000/001",
+            "tile/00/001",
+            "tile/64/000",
+            "tile/0/1",
+            "tile/0/001.p/0",
+            "tile/0/001.p/256",
+            "tile/0/001.p/07",
+            "tile/0/001/002",
+            "tiles/0/000",
+            "tile/entries/x1/000",
+        ] {
             assert!(TileId::parse(p).is_err(), "{p}");
         }
     }

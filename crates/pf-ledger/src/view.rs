@@ -47,7 +47,11 @@ impl<R: TileRead + ?Sized> NodeSource for TreeView<'_, R> {
     type Error = R::Error;
 
     fn node(&self, level: u32, index: u64) -> Result<Hash, Self::Error> {
-        let missing = || ViewError::Missing { level, index, size: self.tiles_size };
+        let missing = || ViewError::Missing {
+            level,
+            index,
+            size: self.tiles_size,
+        };
         // A node at tree level h is the root of 2^(h mod 8) consecutive hashes of tile level h/8.
         let tile_level = level / TILE_HEIGHT;
         let sub = level % TILE_HEIGHT;
@@ -62,6 +66,10 @@ impl<R: TileRead + ?Sized> NodeSource for TreeView<'_, R> {
         let hashes = self.reader.read_hashes(tile)?;
         let off = (pos % TILE_WIDTH) as usize;
         let slice = hashes.get(off..off + count as usize).ok_or_else(missing)?;
-        Ok(if count == 1 { slice[0] } else { root_of_leaves(slice) })
+        Ok(if count == 1 {
+            slice[0]
+        } else {
+            root_of_leaves(slice)
+        })
     }
 }

@@ -17,7 +17,11 @@ pub struct FileStorage {
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
-    move |source| StorageError::Io { op, path: path.to_path_buf(), source }
+    move |source| StorageError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl FileStorage {
@@ -39,7 +43,12 @@ impl FileStorage {
     }
 
     /// Writes `data` to `path` durably and atomically; records directories to fsync.
-    fn write_atomic(&self, path: &Path, data: &[u8], dirs: &mut BTreeSet<PathBuf>) -> Result<(), StorageError> {
+    fn write_atomic(
+        &self,
+        path: &Path,
+        data: &[u8],
+        dirs: &mut BTreeSet<PathBuf>,
+    ) -> Result<(), StorageError> {
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         if !dir.exists() {
             fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
@@ -53,9 +62,17 @@ impl FileStorage {
                 d = p;
             }
         }
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = dir.join(format!(".{name}.tmp"));
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io("create", &tmp))?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io("create", &tmp))?;
         f.write_all(data).map_err(io("write", &tmp))?;
         f.sync_all().map_err(io("fsync", &tmp))?;
         drop(f);
@@ -66,7 +83,9 @@ impl FileStorage {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io("fsync directory", dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("fsync directory", dir))
 }
 
 impl Storage for FileStorage {
@@ -88,7 +107,13 @@ impl Storage for FileStorage {
         }
     }
 
-    fn commit(&self, old_size: u64, tiles: &[(TileId, Vec<u8>)], new_size: u64, checkpoint: &[u8]) -> Result<(), StorageError> {
+    fn commit(
+        &self,
+        old_size: u64,
+        tiles: &[(TileId, Vec<u8>)],
+        new_size: u64,
+        checkpoint: &[u8],
+    ) -> Result<(), StorageError> {
         // Single writer per directory (the sequencer holds a lock file), so the size check
         // guards against programming errors rather than races.
         let _ = (old_size, new_size);
@@ -135,7 +160,8 @@ mod tests {
         let s = FileStorage::open(dir.path()).expect("open");
         assert!(s.read_checkpoint().expect("read").is_none());
         let t = TileId::hashes(0, 1234067, 3);
-        s.commit(0, &[(t, vec![1; 96])], 3, b"cp\n").expect("commit");
+        s.commit(0, &[(t, vec![1; 96])], 3, b"cp\n")
+            .expect("commit");
         assert_eq!(s.read_tile(&t).expect("read"), Some(vec![1; 96]));
         assert!(dir.path().join("tile/0/x001/x234/067.p/3").exists());
         assert_eq!(s.read_checkpoint().expect("read"), Some(b"cp\n".to_vec()));

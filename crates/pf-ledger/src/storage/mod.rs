@@ -1,13 +1,11 @@
 //! The narrow storage interface the sequencer writes through, and its backends: files in the
-//! tiles layout ([`file`]) and PostgreSQL ([`pg`], feature `postgres`).
+//! tiles layout ([`file`]).
 
 use std::path::PathBuf;
 
 use crate::tiles::TileId;
 
 pub mod file;
-#[cfg(feature = "postgres")]
-pub mod pg;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +43,13 @@ pub trait Storage: Send + Sync {
     fn read_tile(&self, tile: &TileId) -> Result<Option<Vec<u8>>, StorageError>;
     /// Durably stores `tiles`, then makes `checkpoint` (for `new_size`) current. Fails with
     /// [`StorageError::Conflict`] if the current size is not `old_size`.
-    fn commit(&self, old_size: u64, tiles: &[(TileId, Vec<u8>)], new_size: u64, checkpoint: &[u8]) -> Result<(), StorageError>;
+    fn commit(
+        &self,
+        old_size: u64,
+        tiles: &[(TileId, Vec<u8>)],
+        new_size: u64,
+        checkpoint: &[u8],
+    ) -> Result<(), StorageError>;
     /// Removes partial tiles superseded by a later commit (best effort; readers fall back to
     /// the full or wider tile).
     fn discard(&self, tiles: &[TileId]) -> Result<(), StorageError>;
