@@ -5,8 +5,8 @@
 use crate::hash::{Hash, empty_root, leaf_hash};
 use crate::merkle::root_of_leaves;
 use crate::tiles::{
-    TILE_WIDTH, TileError, TileId, TileKind, encode_bundle, encode_hash_tile, full_tiles,
-    partial_width, top_level,
+    TILE_WIDTH, TileError, TileId, encode_bundle, encode_hash_tile, full_tiles, partial_width,
+    top_level,
 };
 
 /// Partial tiles of a tree of `size` leaves.
@@ -104,23 +104,9 @@ impl RightEdge {
         out
     }
 
-    /// Root hash of the tree: each level's partial tile hashed together with the root of the
-    /// levels below it as a final element (the RFC 9162 split points fall on tile boundaries).
+    /// Root hash of the tree (see [`edge_root`]).
     pub fn root(&self) -> Hash {
-        if self.size == 0 {
-            return empty_root();
-        }
-        let mut below: Option<Hash> = None;
-        let mut buf = Vec::with_capacity(TILE_WIDTH as usize + 1);
-        for hs in &self.levels {
-            buf.clear();
-            buf.extend_from_slice(hs);
-            buf.extend(below);
-            if !buf.is_empty() {
-                below = Some(root_of_leaves(&buf));
-            }
-        }
-        below.unwrap_or_else(empty_root)
+        edge_root(self.size, self.levels.iter().map(Vec::as_slice))
     }
 
     /// Appends entries; returns every tile that changed (full tiles completed by this batch and
@@ -181,11 +167,26 @@ impl RightEdge {
         }
         Ok(writes)
     }
+}
 
-    /// Kinds of tile this edge covers (for callers iterating levels).
-    pub fn levels(&self) -> impl Iterator<Item = TileKind> + '_ {
-        (0..self.levels.len() as u8).map(TileKind::Hashes)
+/// Root hash of a tree of `size` from its partial tiles, lowest level first: each level's
+/// partial tile is hashed together with the root of the levels below it as a final element
+/// (the RFC 9162 split points fall on tile boundaries).
+pub fn edge_root<'a>(size: u64, levels: impl Iterator<Item = &'a [Hash]>) -> Hash {
+    if size == 0 {
+        return empty_root();
     }
+    let mut below: Option<Hash> = None;
+    let mut buf = Vec::with_capacity(TILE_WIDTH as usize + 1);
+    for hs in levels {
+        buf.clear();
+        buf.extend_from_slice(hs);
+        buf.extend(below);
+        if !buf.is_empty() {
+            below = Some(root_of_leaves(&buf));
+        }
+    }
+    below.unwrap_or_else(empty_root)
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ use crate::tiles::TileId;
 #[derive(Debug, Clone)]
 pub struct FileStorage {
     root: PathBuf,
+    /// Held open by a writer: an exclusive lock on `<root>/.lock` (one sequencer per log).
+    _lock: Option<std::sync::Arc<File>>,
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
@@ -29,7 +31,26 @@ impl FileStorage {
     pub fn open(root: impl Into<PathBuf>) -> Result<FileStorage, StorageError> {
         let root = root.into();
         fs::create_dir_all(&root).map_err(io("create", &root))?;
-        Ok(FileStorage { root })
+        Ok(FileStorage { root, _lock: None })
+    }
+
+    /// Like [`FileStorage::open`], and takes the writer lock; fails if another process holds it.
+    pub fn open_writer(root: impl Into<PathBuf>) -> Result<FileStorage, StorageError> {
+        let mut s = FileStorage::open(root)?;
+        let p = s.root.join(".lock");
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&p)
+            .map_err(io("create", &p))?;
+        f.try_lock().map_err(|e| StorageError::Io {
+            op: "lock (is another writer running?)",
+            path: p.clone(),
+            source: std::io::Error::new(ErrorKind::WouldBlock, e.to_string()),
+        })?;
+        s._lock = Some(std::sync::Arc::new(f));
+        Ok(s)
     }
 
     /// The directory holding `checkpoint` and `tile/`.
@@ -153,6 +174,13 @@ impl Storage for FileStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn second_writer_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _w = FileStorage::open_writer(dir.path()).expect("first writer");
+        assert!(FileStorage::open_writer(dir.path()).is_err());
+    }
 
     #[test]
     fn commit_then_read_back() {
