@@ -5,6 +5,7 @@
 //! it with inclusion and consistency proofs. The Merkle core ([`merkle`]) is pure and does no I/O.
 
 pub mod checkpoint;
+pub mod client;
 pub mod cosignature;
 pub mod edge;
 pub mod hash;
@@ -12,7 +13,10 @@ pub mod ledger;
 pub mod merkle;
 pub mod note;
 pub mod record;
+#[cfg(feature = "net")]
+pub mod server;
 pub mod storage;
 pub mod tiles;
 pub mod verified;
 pub mod view;
+pub mod witness;
