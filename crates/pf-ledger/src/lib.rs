@@ -7,6 +7,7 @@
 pub mod checkpoint;
 pub mod client;
 pub mod cosignature;
+pub mod dir;
 pub mod edge;
 pub mod hash;
 pub mod ledger;
