@@ -118,6 +118,7 @@ pub struct Snapshot {
 
 struct Shared {
     storage: Arc<dyn Storage>,
+    verifier: VerifierKey,
     config: LedgerConfig,
     snapshot: RwLock<Arc<Snapshot>>,
     index: Option<Mutex<Index>>,
@@ -171,6 +172,7 @@ impl Ledger {
         };
         let shared = Arc::new(Shared {
             storage,
+            verifier,
             snapshot: RwLock::new(Arc::new(snapshot)),
             index: None,
             config: config.clone(),
@@ -199,6 +201,7 @@ impl Ledger {
         let snapshot = load_snapshot(&storage, &bytes, verifier, &config.origin)?;
         let shared = Arc::new(Shared {
             storage,
+            verifier: verifier.clone(),
             snapshot: RwLock::new(Arc::new(snapshot)),
             index: None,
             config,
@@ -490,6 +493,20 @@ impl Drop for Ledger {
 }
 
 impl Shared {
+    /// Reloads the snapshot from storage (another sequencer committed first).
+    fn reload(&self) -> Result<(), LedgerError> {
+        let bytes = self
+            .storage
+            .read_checkpoint()?
+            .ok_or(LedgerError::CommitFailed("checkpoint vanished".into()))?;
+        let snap = load_snapshot(&self.storage, &bytes, &self.verifier, &self.config.origin)?;
+        match self.snapshot.write() {
+            Ok(mut s) => *s = Arc::new(snap),
+            Err(p) => *p.into_inner() = Arc::new(snap),
+        }
+        Ok(())
+    }
+
     fn snapshot(&self) -> Arc<Snapshot> {
         match self.snapshot.read() {
             Ok(s) => s.clone(),

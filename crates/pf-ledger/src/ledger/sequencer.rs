@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::{Job, LedgerError, Shared, Snapshot, sign_checkpoint};
 use crate::note::SignerKey;
+use crate::storage::StorageError;
 
 /// Spawns the sequencer for `shared`.
 pub(super) fn start(
@@ -51,7 +52,21 @@ fn run(shared: &Shared, signer: &SignerKey, rx: &Receiver<Job>) {
 
 /// Integrates one batch; every job gets its index, or all get the same error.
 fn integrate(shared: &Shared, signer: &SignerKey, batch: Vec<Job>) {
-    match commit(shared, signer, &batch) {
+    let mut result = commit(shared, signer, &batch);
+    // Another sequencer sharing the storage (PostgreSQL front ends) got there first: catch up
+    // with its checkpoint and integrate this batch on top.
+    for _ in 0..8 {
+        if !matches!(
+            result,
+            Err(LedgerError::Storage(StorageError::Conflict { .. }))
+        ) {
+            break;
+        }
+        result = shared
+            .reload()
+            .and_then(|()| commit(shared, signer, &batch));
+    }
+    match result {
         Ok(first) => {
             for (i, job) in batch.into_iter().enumerate() {
                 let _ = job.reply.send(Ok(first + i as u64));

@@ -103,6 +103,15 @@ impl FileStorage {
     }
 }
 
+/// Tree size on the second line of a checkpoint (0 if unreadable: the ledger verifies it).
+fn checkpoint_size(cp: &[u8]) -> u64 {
+    std::str::from_utf8(cp)
+        .ok()
+        .and_then(|t| t.lines().nth(1))
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0)
+}
+
 fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -135,9 +144,16 @@ impl Storage for FileStorage {
         new_size: u64,
         checkpoint: &[u8],
     ) -> Result<(), StorageError> {
-        // Single writer per directory (the sequencer holds a lock file), so the size check
-        // guards against programming errors rather than races.
-        let _ = (old_size, new_size);
+        // One writer per directory (the lock file); the size check still refuses a commit
+        // that does not extend the current checkpoint.
+        let _ = new_size;
+        let found = self.read_checkpoint()?.map_or(0, |cp| checkpoint_size(&cp));
+        if found != old_size {
+            return Err(StorageError::Conflict {
+                expected: old_size,
+                found,
+            });
+        }
         let mut dirs = BTreeSet::new();
         for (tile, data) in tiles {
             self.write_atomic(&self.tile_path(tile), data, &mut dirs)?;
@@ -188,11 +204,21 @@ mod tests {
         let s = FileStorage::open(dir.path()).expect("open");
         assert!(s.read_checkpoint().expect("read").is_none());
         let t = TileId::hashes(0, 1234067, 3);
-        s.commit(0, &[(t, vec![1; 96])], 3, b"cp\n")
+        s.commit(0, &[(t, vec![1; 96])], 3, b"o\n3\nr\n")
             .expect("commit");
+        assert!(matches!(
+            s.commit(0, &[], 4, b"o\n4\nr\n"),
+            Err(StorageError::Conflict {
+                expected: 0,
+                found: 3
+            })
+        ));
         assert_eq!(s.read_tile(&t).expect("read"), Some(vec![1; 96]));
         assert!(dir.path().join("tile/0/x001/x234/067.p/3").exists());
-        assert_eq!(s.read_checkpoint().expect("read"), Some(b"cp\n".to_vec()));
+        assert_eq!(
+            s.read_checkpoint().expect("read"),
+            Some(b"o\n3\nr\n".to_vec())
+        );
         s.discard(&[t]).expect("discard");
         assert_eq!(s.read_tile(&t).expect("read"), None);
     }

@@ -1,11 +1,13 @@
 //! The narrow storage interface the sequencer writes through, and its backends: files in the
-//! tiles layout ([`file`]).
+//! tiles layout ([`file`]) and PostgreSQL (`pg`, feature `postgres`).
 
 use std::path::PathBuf;
 
 use crate::tiles::TileId;
 
 pub mod file;
+#[cfg(feature = "postgres")]
+pub mod pg;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
