@@ -16,6 +16,7 @@ pub mod note;
 pub mod record;
 #[cfg(feature = "net")]
 pub mod server;
+pub mod shards;
 pub mod storage;
 pub mod tiles;
 pub mod verified;

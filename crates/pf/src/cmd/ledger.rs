@@ -78,6 +78,18 @@ enum Sub {
         #[arg(long)]
         full: bool,
     },
+    /// Audit every shard of a temporally sharded log, following a shard list.
+    VerifyShards {
+        /// Shard list (JSON, see docs/ledger.md).
+        #[arg(long)]
+        shards: PathBuf,
+        /// Directory keeping the last verified checkpoint of each shard.
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// Re-hash every shard from tiles.
+        #[arg(long)]
+        full: bool,
+    },
     /// Print the last entries, verified.
     Tail {
         /// Log: a directory in tiles layout or an http:// prefix.
