@@ -291,6 +291,42 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
                 }
             }
         }
+        Sub::VerifyShards {
+            shards,
+            state_dir,
+            full,
+        } => {
+            let text = std::fs::read_to_string(&shards)
+                .into_diagnostic()
+                .wrap_err_with(|| format!("reading {}", shards.display()))?;
+            let list = pf_ledger::shards::ShardList::parse(&text)
+                .map_err(|e| miette!("{}: {e}", shards.display()))?;
+            std::fs::create_dir_all(&state_dir).into_diagnostic()?;
+            let mut failed = false;
+            for shard in &list.shards {
+                let key = pf_ledger::shards::ShardList::vkey(shard)
+                    .ok_or_else(|| miette!("{}: bad vkey", shard.origin))?;
+                let state = state_dir.join(shard.origin.replace(['/', ':'], "_"));
+                let result = RemoteLog::open(LogSource::parse(&shard.log), &key)
+                    .and_then(|r| audit(&r, &state).map(|_| r))
+                    .and_then(|r| if full { r.fsck().map(|_| r) } else { Ok(r) });
+                match result {
+                    Ok(r) => println!(
+                        "{}: ok, size {} root {}",
+                        shard.origin,
+                        r.size(),
+                        r.checkpoint.checkpoint.root
+                    ),
+                    Err(e) => {
+                        eprintln!("{}: VERIFY FAILED: {e}", shard.origin);
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                return Ok(ExitCode::from(EXIT_VERIFY_FAILED));
+            }
+        }
         Sub::Tail {
             log,
             vkey: key,
