@@ -63,13 +63,9 @@ impl FileStorage {
         self.root.join(tile.path())
     }
 
-    /// Writes `data` to `path` durably and atomically; records directories to fsync.
-    fn write_atomic(
-        &self,
-        path: &Path,
-        data: &[u8],
-        dirs: &mut BTreeSet<PathBuf>,
-    ) -> Result<(), StorageError> {
+    /// Creates `path`'s directory if needed, recording every directory whose entries change
+    /// (and so must be fsynced) in `dirs`.
+    fn prepare_dir(&self, path: &Path, dirs: &mut BTreeSet<PathBuf>) -> Result<(), StorageError> {
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         if !dir.exists() {
             fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
@@ -83,25 +79,39 @@ impl FileStorage {
                 d = p;
             }
         }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io("create", &tmp))?;
-        f.write_all(data).map_err(io("write", &tmp))?;
-        f.sync_all().map_err(io("fsync", &tmp))?;
-        drop(f);
-        fs::rename(&tmp, path).map_err(io("rename", path))?;
         dirs.insert(dir);
         Ok(())
     }
 }
+
+/// Writes `data` to a temporary file beside `path`, fsyncs it and renames it into place.
+fn write_durable(path: &Path, data: &[u8]) -> Result<(), StorageError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io("create", &tmp))?;
+    f.write_all(data).map_err(io("write", &tmp))?;
+    f.sync_all().map_err(io("fsync", &tmp))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(io("rename", path))
+}
+
+/// Runs `f` over `items` on up to [`IO_THREADS`] threads. Concurrent fsyncs let the file
+/// system commit them together instead of one journal commit each.
+fn parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> Result<(), StorageError> + Sync) -> Result<(), StorageError> {
+    if items.len() <= 1 {
+        return items.iter().try_for_each(&f);
+    }
+    let chunk = items.len().div_ceil(IO_THREADS);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.chunks(chunk).map(|c| s.spawn(|| c.iter().try_for_each(&f))).collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join().unwrap_or_else(|_| Err(StorageError::Io { op: "write", path: PathBuf::new(), source: std::io::Error::other("writer thread panicked") }))
+        })
+    })
+}
+
+/// Threads used for concurrent tile writes.
+const IO_THREADS: usize = 8;
 
 /// Tree size on the second line of a checkpoint (0 if unreadable: the ledger verifies it).
 fn checkpoint_size(cp: &[u8]) -> u64 {
@@ -155,19 +165,16 @@ impl Storage for FileStorage {
             });
         }
         let mut dirs = BTreeSet::new();
-        for (tile, data) in tiles {
-            self.write_atomic(&self.tile_path(tile), data, &mut dirs)?;
+        let files: Vec<(PathBuf, &[u8])> = tiles.iter().map(|(t, d)| (self.tile_path(t), d.as_slice())).collect();
+        for (p, _) in &files {
+            self.prepare_dir(p, &mut dirs)?;
         }
-        for d in &dirs {
-            sync_dir(d)?;
-        }
+        parallel(&files, |(p, d)| write_durable(p, d))?;
+        let dirs: Vec<PathBuf> = dirs.into_iter().collect();
+        parallel(&dirs, |d| sync_dir(d))?;
         // The checkpoint goes last: once it is visible, everything it commits to is durable.
-        let mut dirs = BTreeSet::new();
-        self.write_atomic(&self.root.join("checkpoint"), checkpoint, &mut dirs)?;
-        for d in &dirs {
-            sync_dir(d)?;
-        }
-        Ok(())
+        write_durable(&self.root.join("checkpoint"), checkpoint)?;
+        sync_dir(&self.root)
     }
 
     fn discard(&self, tiles: &[TileId]) -> Result<(), StorageError> {
