@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 
 use crate::edge::edge_root;
 use crate::hash::{Hash, leaf_hash};
-use crate::merkle::root_of_leaves;
 use crate::tiles::{
     TILE_WIDTH, TileError, TileId, TileKind, full_tiles, parse_bundle, parse_hash_tile,
     partial_width, tile_for, top_level,
@@ -55,13 +54,47 @@ pub enum TileCheckError {
 #[derive(Clone)]
 pub struct VerifiedTiles {
     size: u64,
-    edge: Arc<Vec<Vec<Hash>>>,
+    edge: Arc<Vec<Arc<TileTree>>>,
     fetch: Fetch,
     cache: TileCache,
 }
 
 /// Verified full tiles by (level, index); full tiles never change, so entries stay valid.
-type TileCache = Arc<Mutex<HashMap<(u8, u64), Arc<Vec<Hash>>>>>;
+type TileCache = Arc<Mutex<HashMap<(u8, u64), Arc<TileTree>>>>;
+
+/// A tile's hashes and every complete inner node above them (levels 0..=8 of the subtree),
+/// so proof nodes inside a tile are looked up instead of re-hashed.
+#[derive(Debug)]
+pub struct TileTree {
+    levels: Vec<Vec<Hash>>,
+    hashes: Arc<Vec<Hash>>,
+}
+
+impl TileTree {
+    /// Builds the inner levels over `hashes` (complete pairs only).
+    pub fn new(hashes: Vec<Hash>) -> TileTree {
+        let mut levels = vec![hashes.clone()];
+        while let Some(prev) = levels.last().filter(|l| l.len() > 1) {
+            let next: Vec<Hash> = prev
+                .chunks_exact(2)
+                .map(|p| crate::hash::node_hash(&p[0], &p[1]))
+                .collect();
+            levels.push(next);
+        }
+        TileTree {
+            levels,
+            hashes: Arc::new(hashes),
+        }
+    }
+
+    /// Node of `2^sub` hashes starting at `offset`, if complete in this tile.
+    pub fn node(&self, sub: u32, offset: usize) -> Option<Hash> {
+        self.levels
+            .get(sub as usize)
+            .and_then(|l| l.get(offset >> sub))
+            .copied()
+    }
+}
 
 /// Full tiles kept in memory (8 KiB each).
 const CACHE_TILES: usize = 4096;
@@ -71,7 +104,11 @@ impl VerifiedTiles {
     pub fn trusted(size: u64, edge: Vec<Vec<Hash>>, fetch: Fetch) -> VerifiedTiles {
         VerifiedTiles {
             size,
-            edge: Arc::new(edge),
+            edge: Arc::new(
+                edge.into_iter()
+                    .map(|e| Arc::new(TileTree::new(e)))
+                    .collect(),
+            ),
             fetch,
             cache: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -81,7 +118,11 @@ impl VerifiedTiles {
     pub fn advance(&self, size: u64, edge: Vec<Vec<Hash>>) -> VerifiedTiles {
         VerifiedTiles {
             size,
-            edge: Arc::new(edge),
+            edge: Arc::new(
+                edge.into_iter()
+                    .map(|e| Arc::new(TileTree::new(e)))
+                    .collect(),
+            ),
             fetch: self.fetch.clone(),
             cache: self.cache.clone(),
         }
@@ -117,32 +158,36 @@ impl VerifiedTiles {
         self.size
     }
 
-    /// Verified hashes of a hash tile (a full tile, or any prefix of one).
-    pub fn hashes(&self, tile: TileId) -> Result<Arc<Vec<Hash>>, TileCheckError> {
+    /// The verified tile tree holding `tile`: a full tile, or this size's partial tile.
+    fn tile_tree(&self, tile: TileId) -> Result<Arc<TileTree>, TileCheckError> {
         let TileKind::Hashes(level) = tile.kind else {
             return Err(TileCheckError::OutOfRange(tile.path()));
         };
-        let w = usize::from(tile.width);
         let full = full_tiles(level, self.size);
-        let all = if tile.index < full {
-            self.full_tile(level, tile.index)?
+        if tile.index < full {
+            self.full_tile(level, tile.index)
         } else if tile.index == full && tile.width <= partial_width(level, self.size) {
-            let hs = self
-                .edge
+            self.edge
                 .get(usize::from(level))
-                .ok_or_else(|| TileCheckError::OutOfRange(tile.path()))?;
-            return Ok(Arc::new(hs[..w].to_vec()));
+                .cloned()
+                .ok_or_else(|| TileCheckError::OutOfRange(tile.path()))
         } else {
-            return Err(TileCheckError::OutOfRange(tile.path()));
-        };
-        if w == all.len() {
-            Ok(all)
-        } else {
-            Ok(Arc::new(all[..w].to_vec()))
+            Err(TileCheckError::OutOfRange(tile.path()))
         }
     }
 
-    fn full_tile(&self, level: u8, index: u64) -> Result<Arc<Vec<Hash>>, TileCheckError> {
+    /// Verified hashes of a hash tile (a full tile, or any prefix of one).
+    pub fn hashes(&self, tile: TileId) -> Result<Arc<Vec<Hash>>, TileCheckError> {
+        let tree = self.tile_tree(tile)?;
+        let w = usize::from(tile.width);
+        match tree.hashes.get(..w) {
+            Some(h) if h.len() == tree.hashes.len() => Ok(tree.hashes.clone()),
+            Some(h) => Ok(Arc::new(h.to_vec())),
+            None => Err(TileCheckError::OutOfRange(tile.path())),
+        }
+    }
+
+    fn full_tile(&self, level: u8, index: u64) -> Result<Arc<TileTree>, TileCheckError> {
         if let Some(t) = self
             .cache
             .lock()
@@ -153,16 +198,16 @@ impl VerifiedTiles {
         }
         let id = TileId::hashes(level, index, TILE_WIDTH as u16);
         let body = fetch_tile(&self.fetch, &id)?;
-        let hashes = parse_hash_tile(&id, &body)?;
+        let tree = TileTree::new(parse_hash_tile(&id, &body)?);
         // tlog-tiles: each hash of a level l+1 tile is the root of a full level l tile.
         let parent = self.hashes(tile_for(level + 1, index, self.size))?;
         let committed = parent
             .get((index % TILE_WIDTH) as usize)
             .ok_or_else(|| TileCheckError::Corrupt(id.path()))?;
-        if root_of_leaves(&hashes) != *committed {
+        if tree.node(8, 0) != Some(*committed) {
             return Err(TileCheckError::Corrupt(id.path()));
         }
-        let t = Arc::new(hashes);
+        let t = Arc::new(tree);
         if let Ok(mut c) = self.cache.lock() {
             if c.len() >= CACHE_TILES {
                 c.clear();
@@ -220,5 +265,14 @@ impl TileRead for VerifiedTiles {
     type Error = TileCheckError;
     fn read_hashes(&self, tile: TileId) -> Result<Arc<Vec<Hash>>, TileCheckError> {
         self.hashes(tile)
+    }
+
+    fn tile_node(&self, tile: TileId, sub: u32, offset: usize) -> Result<Hash, TileCheckError> {
+        let tree = self.tile_tree(tile)?;
+        if offset + (1usize << sub) > usize::from(tile.width) {
+            return Err(TileCheckError::OutOfRange(tile.path()));
+        }
+        tree.node(sub, offset)
+            .ok_or_else(|| TileCheckError::OutOfRange(tile.path()))
     }
 }

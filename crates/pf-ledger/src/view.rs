@@ -13,6 +13,19 @@ pub trait TileRead {
     type Error: From<ViewError>;
     /// Hashes of `tile` (exactly `tile.width` of them).
     fn read_hashes(&self, tile: TileId) -> Result<Arc<Vec<Hash>>, Self::Error>;
+
+    /// Root of the `2^sub` hashes of `tile` starting at `offset` (a complete node inside the
+    /// tile). Sources that cache tiles' inner nodes override this.
+    fn tile_node(&self, tile: TileId, sub: u32, offset: usize) -> Result<Hash, Self::Error> {
+        let hashes = self.read_hashes(tile)?;
+        let end = offset + (1usize << sub);
+        let slice = hashes.get(offset..end).ok_or(ViewError::Missing {
+            level: sub,
+            index: offset as u64,
+            size: tile.index,
+        })?;
+        Ok(root_of_leaves(slice))
+    }
 }
 
 /// A node was asked for that the tiles cannot supply.

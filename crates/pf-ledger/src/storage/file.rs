@@ -86,9 +86,17 @@ impl FileStorage {
 
 /// Writes `data` to a temporary file beside `path`, fsyncs it and renames it into place.
 fn write_durable(path: &Path, data: &[u8]) -> Result<(), StorageError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io("create", &tmp))?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io("create", &tmp))?;
     f.write_all(data).map_err(io("write", &tmp))?;
     f.sync_all().map_err(io("fsync", &tmp))?;
     drop(f);
@@ -97,15 +105,27 @@ fn write_durable(path: &Path, data: &[u8]) -> Result<(), StorageError> {
 
 /// Runs `f` over `items` on up to [`IO_THREADS`] threads. Concurrent fsyncs let the file
 /// system commit them together instead of one journal commit each.
-fn parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> Result<(), StorageError> + Sync) -> Result<(), StorageError> {
+fn parallel<T: Sync>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<(), StorageError> + Sync,
+) -> Result<(), StorageError> {
     if items.len() <= 1 {
         return items.iter().try_for_each(&f);
     }
     let chunk = items.len().div_ceil(IO_THREADS);
     std::thread::scope(|s| {
-        let handles: Vec<_> = items.chunks(chunk).map(|c| s.spawn(|| c.iter().try_for_each(&f))).collect();
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| s.spawn(|| c.iter().try_for_each(&f)))
+            .collect();
         handles.into_iter().try_for_each(|h| {
-            h.join().unwrap_or_else(|_| Err(StorageError::Io { op: "write", path: PathBuf::new(), source: std::io::Error::other("writer thread panicked") }))
+            h.join().unwrap_or_else(|_| {
+                Err(StorageError::Io {
+                    op: "write",
+                    path: PathBuf::new(),
+                    source: std::io::Error::other("writer thread panicked"),
+                })
+            })
         })
     })
 }
@@ -165,7 +185,10 @@ impl Storage for FileStorage {
             });
         }
         let mut dirs = BTreeSet::new();
-        let files: Vec<(PathBuf, &[u8])> = tiles.iter().map(|(t, d)| (self.tile_path(t), d.as_slice())).collect();
+        let files: Vec<(PathBuf, &[u8])> = tiles
+            .iter()
+            .map(|(t, d)| (self.tile_path(t), d.as_slice()))
+            .collect();
         for (p, _) in &files {
             self.prepare_dir(p, &mut dirs)?;
         }
