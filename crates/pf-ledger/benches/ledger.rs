@@ -22,6 +22,11 @@ fn smoke() -> bool {
     std::env::var("PF_BENCH_SMOKE").is_ok_and(|v| v != "0")
 }
 
+/// `PF_BENCH_ONLY=append,latency,proofs,growth,pg` runs only the named sections.
+fn only(section: &str) -> bool {
+    std::env::var("PF_BENCH_ONLY").map_or(true, |v| v.split(',').any(|s| s.trim() == section))
+}
+
 fn key() -> SignerKey {
     SignerKey::from_seed("bench.test/log", ALG_ED25519, [77; 32])
         .unwrap_or_else(|e| panic!("key: {e}"))
@@ -203,94 +208,104 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
 
     // 1. Durable append throughput (closed loop).
-    println!("\n## Embedded append, durable batches (fsync per batch), closed loop");
-    println!("| max batch | entries | writers x window | entries/s |");
-    println!("|---|---|---|---|");
-    for (batch, total) in [(256usize, 200_000u64), (4096, 400_000)] {
-        let total = ((total as f64 * scale) as u64).max(1000);
-        let d = tmp.path().join(format!("tp-{batch}"));
-        let l = open_file_ledger(&d, batch, Duration::ZERO);
-        let eps = max_throughput(&l, total, 4, 2048);
-        println!("| {batch} | {total} | 4 x 2048 | {eps:.0} |");
+    if only("append") {
+        println!("\n## Embedded append, durable batches (fsync per batch), closed loop");
+        println!("| max batch | entries | writers x window | entries/s |");
+        println!("|---|---|---|---|");
+        for (batch, total) in [(256usize, 200_000u64), (4096, 400_000)] {
+            let total = ((total as f64 * scale) as u64).max(1000);
+            let d = tmp.path().join(format!("tp-{batch}"));
+            let l = open_file_ledger(&d, batch, Duration::ZERO);
+            let eps = max_throughput(&l, total, 4, 2048);
+            println!("| {batch} | {total} | 4 x 2048 | {eps:.0} |");
+        }
     }
 
     // 2. Ack latency under offered load (open loop).
-    println!("\n## Acknowledgement latency under offered load (max batch 4096, group commit)");
-    println!("| offered/s | achieved/s | p50 | p99 | max |");
-    println!("|---|---|---|---|---|");
-    let d = tmp.path().join("lat");
-    let l = Arc::new(open_file_ledger(&d, 4096, Duration::ZERO));
-    for rate in [1_000u64, 10_000, 50_000] {
-        let (ach, p50, p99, max) = offered_load(&l, rate, if smoke { 0.3 } else { 3.0 });
-        println!("| {rate} | {ach:.0} | {p50:.2?} | {p99:.2?} | {max:.2?} |");
+    if only("latency") {
+        println!("\n## Acknowledgement latency under offered load (max batch 4096, group commit)");
+        println!("| offered/s | achieved/s | p50 | p99 | max |");
+        println!("|---|---|---|---|---|");
+        let d = tmp.path().join("lat");
+        let l = Arc::new(open_file_ledger(&d, 4096, Duration::ZERO));
+        for rate in [1_000u64, 10_000, 50_000] {
+            let (ach, p50, p99, max) = offered_load(&l, rate, if smoke { 0.3 } else { 3.0 });
+            println!("| {rate} | {ach:.0} | {p50:.2?} | {p99:.2?} | {max:.2?} |");
+        }
     }
 
     // 3. Inclusion proofs served from the on-disk log, and client verification.
-    let n = ((200_000.0 * scale) as u64).max(5000);
-    let d = tmp.path().join("proofs");
-    let l = open_file_ledger(&d, 4096, Duration::ZERO);
-    max_throughput(&l, n, 4, 4096);
-    let (p50, p99, proofs) = proof_serving(&l, if smoke { 2000 } else { 50_000 }, 1000);
-    println!(
-        "\n## Inclusion proof generation from tiles on disk (log of {} entries, warm cache)",
-        l.size()
-    );
-    println!("p50 {p50:.2?}, p99 {p99:.2?}");
-    let size = l.size();
-    let root = l.snapshot().root;
-    let rounds = if smoke { 20 } else { 500 };
-    let t0 = Instant::now();
-    for _ in 0..rounds {
-        for (i, p, leaf) in &proofs {
-            if verify_inclusion(*i, size, leaf, p, &root).is_err() {
-                panic!("proof {i} failed to verify");
+    if only("proofs") {
+        let n = ((200_000.0 * scale) as u64).max(5000);
+        let d = tmp.path().join("proofs");
+        let l = open_file_ledger(&d, 4096, Duration::ZERO);
+        max_throughput(&l, n, 4, 4096);
+        let (p50, p99, proofs) = proof_serving(&l, if smoke { 2000 } else { 50_000 }, 1000);
+        println!(
+            "\n## Inclusion proof generation from tiles on disk (log of {} entries, warm cache)",
+            l.size()
+        );
+        println!("p50 {p50:.2?}, p99 {p99:.2?}");
+        let size = l.size();
+        let root = l.snapshot().root;
+        let rounds = if smoke { 20 } else { 500 };
+        let t0 = Instant::now();
+        for _ in 0..rounds {
+            for (i, p, leaf) in &proofs {
+                if verify_inclusion(*i, size, leaf, p, &root).is_err() {
+                    panic!("proof {i} failed to verify");
+                }
             }
         }
+        let vps = (rounds * proofs.len()) as f64 / t0.elapsed().as_secs_f64();
+        println!(
+            "\n## Client inclusion-proof verification\n{vps:.0} proofs/s (one core, tree of {size})"
+        );
     }
-    let vps = (rounds * proofs.len()) as f64 / t0.elapsed().as_secs_f64();
-    println!(
-        "\n## Client inclusion-proof verification\n{vps:.0} proofs/s (one core, tree of {size})"
-    );
 
     // 4. Growth: append cost and proof size against tree size.
-    println!("\n## Growth (in-memory tiles: tree cost without disk)");
-    println!("| size | append ns/entry (last decade) | proof hashes (max) | proof gen p50 |");
-    println!("|---|---|---|---|");
-    let top = if smoke { 100_000u64 } else { 10_000_000 };
-    let mut edge = RightEdge::empty();
-    let mut prev = 0u64;
-    let mut target = 1000u64;
-    while target <= top {
-        let t0 = Instant::now();
-        let mut i = prev;
-        while i < target {
-            let n = 4096.min(target - i);
-            let batch: Vec<Vec<u8>> = (i..i + n).map(|k| k.to_be_bytes().to_vec()).collect();
-            let _ = edge
-                .append(&batch)
-                .unwrap_or_else(|e| panic!("append: {e}"));
-            i += n;
-        }
-        let ns = t0.elapsed().as_nanos() as f64 / (target - prev) as f64;
-        let max_len = (0..target)
-            .step_by((target / 64).max(1) as usize)
-            .map(|k| inclusion_proof_len(k, target))
-            .max()
-            .unwrap_or(0);
-        println!(
-            "| {target} | {ns:.0} | {max_len} | {} |",
-            if target <= 1_000_000 {
-                proof_gen_mem(target)
-            } else {
-                "-".into()
+    if only("growth") {
+        println!("\n## Growth (in-memory tiles: tree cost without disk)");
+        println!("| size | append ns/entry (last decade) | proof hashes (max) | proof gen p50 |");
+        println!("|---|---|---|---|");
+        let top = if smoke { 100_000u64 } else { 10_000_000 };
+        let mut edge = RightEdge::empty();
+        let mut prev = 0u64;
+        let mut target = 1000u64;
+        while target <= top {
+            let t0 = Instant::now();
+            let mut i = prev;
+            while i < target {
+                let n = 4096.min(target - i);
+                let batch: Vec<Vec<u8>> = (i..i + n).map(|k| k.to_be_bytes().to_vec()).collect();
+                let _ = edge
+                    .append(&batch)
+                    .unwrap_or_else(|e| panic!("append: {e}"));
+                i += n;
             }
-        );
-        prev = target;
-        target *= 10;
+            let ns = t0.elapsed().as_nanos() as f64 / (target - prev) as f64;
+            let max_len = (0..target)
+                .step_by((target / 64).max(1) as usize)
+                .map(|k| inclusion_proof_len(k, target))
+                .max()
+                .unwrap_or(0);
+            println!(
+                "| {target} | {ns:.0} | {max_len} | {} |",
+                if target <= 1_000_000 {
+                    proof_gen_mem(target)
+                } else {
+                    "-".into()
+                }
+            );
+            prev = target;
+            target *= 10;
+        }
     }
 
     // 5. PostgreSQL.
-    pg_bench(scale);
+    if only("pg") {
+        pg_bench(scale);
+    }
 }
 
 fn proof_gen_mem(size: u64) -> String {

@@ -123,6 +123,49 @@ pub fn tree_root<S: NodeSource + ?Sized>(src: &S, size: u64) -> Result<Hash, S::
     range_root(src, 0, size)
 }
 
+/// Roots of the right-edge ranges `[start, size)` of a tree: `size` splits into perfect
+/// subtrees P1 > P2 > ... (its binary digits); the range from the start of Pj to the end is
+/// the fold Pj..Pm. Computed once per proof, so right-edge siblings cost O(1) each and a
+/// proof O(log n) node look-ups instead of O(log^2 n).
+struct EdgeRoots {
+    size: u64,
+    starts: Vec<u64>,
+    roots: Vec<Hash>,
+}
+
+impl EdgeRoots {
+    fn new<S: NodeSource + ?Sized>(src: &S, size: u64) -> Result<EdgeRoots, S::Error> {
+        let mut starts = Vec::new();
+        let mut nodes = Vec::new();
+        let mut lo = 0u64;
+        for b in (0..64u32).rev() {
+            if size >> b & 1 == 1 {
+                starts.push(lo);
+                nodes.push(src.node(b, lo >> b)?);
+                lo += 1u64 << b;
+            }
+        }
+        let mut roots = nodes.clone();
+        for j in (0..roots.len().saturating_sub(1)).rev() {
+            roots[j] = node_hash(&nodes[j], &roots[j + 1]);
+        }
+        Ok(EdgeRoots {
+            size,
+            starts,
+            roots,
+        })
+    }
+
+    fn range<S: NodeSource + ?Sized>(&self, src: &S, lo: u64, hi: u64) -> Result<Hash, S::Error> {
+        if hi == self.size
+            && let Ok(j) = self.starts.binary_search(&lo)
+        {
+            return Ok(self.roots[j]);
+        }
+        range_root(src, lo, hi)
+    }
+}
+
 /// Inclusion proof PATH(index, D[0:size]) (RFC 9162 §2.1.3.1), leaf sibling first.
 ///
 /// Callers check `index < size`; this returns an empty path otherwise.
@@ -135,12 +178,13 @@ pub fn inclusion_proof<S: NodeSource + ?Sized>(
     if index >= size {
         return Ok(proof);
     }
+    let edge = EdgeRoots::new(src, size)?;
     let (mut lo, mut hi) = (0u64, size);
     // Walk down from the root, remembering the sibling at each split; reverse at the end.
     while hi - lo > 1 {
         let k = split_point(hi - lo);
         if index < lo + k {
-            proof.push(range_root(src, lo + k, hi)?);
+            proof.push(edge.range(src, lo + k, hi)?);
             hi = lo + k;
         } else {
             proof.push(range_root(src, lo, lo + k)?);
@@ -163,18 +207,19 @@ pub fn consistency_proof<S: NodeSource + ?Sized>(
         return Ok(proof);
     }
     // SUBPROOF(m, D[lo:hi], b), iteratively; siblings are collected top-down then reversed.
+    let edge = EdgeRoots::new(src, new)?;
     let (mut lo, mut hi, mut m, mut whole) = (0u64, new, old, true);
     loop {
         let n = hi - lo;
         if m == n {
             if !whole {
-                proof.push(range_root(src, lo, hi)?);
+                proof.push(edge.range(src, lo, hi)?);
             }
             break;
         }
         let k = split_point(n);
         if m <= k {
-            proof.push(range_root(src, lo + k, hi)?);
+            proof.push(edge.range(src, lo + k, hi)?);
             hi = lo + k;
         } else {
             proof.push(range_root(src, lo, lo + k)?);
