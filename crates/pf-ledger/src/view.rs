@@ -76,13 +76,7 @@ impl<R: TileRead + ?Sized> NodeSource for TreeView<'_, R> {
             return Err(missing().into());
         }
         let tile = tile_for(tile_level as u8, pos, self.tiles_size);
-        let hashes = self.reader.read_hashes(tile)?;
-        let off = (pos % TILE_WIDTH) as usize;
-        let slice = hashes.get(off..off + count as usize).ok_or_else(missing)?;
-        Ok(if count == 1 {
-            slice[0]
-        } else {
-            root_of_leaves(slice)
-        })
+        self.reader
+            .tile_node(tile, sub, (pos % TILE_WIDTH) as usize)
     }
 }
