@@ -31,6 +31,8 @@ enum Command {
     /// Lean 4 proofs: independent kernel check of lean4export files.
     #[command(subcommand)]
     Lean(cmd::lean::Args),
+    /// Transparency ledger: init, append, serve, verify, tail, find, fsck, witness.
+    Ledger(cmd::ledger::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Key(args) => cmd::key::run(args),
         Command::Nnv(args) => cmd::nnv::run(args),
         Command::Lean(a) => cmd::lean::run(a),
+        Command::Ledger(args) => cmd::ledger::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@ pub mod bundle;
 pub mod demo;
 pub mod key;
 pub mod lean;
+pub mod ledger;
 pub mod nnv;
 pub mod spec;
 pub mod trust;
