@@ -11,7 +11,13 @@ const FLOOR: f64 = 1e-12;
 /// Learn the per-dimension bloating radius `R[k][j]` for the whole initial box, from the centre
 /// trace `c[k][j]`, other traces `xs[i][k][j]` (same time grid `ts`) and the box half-widths `r`.
 /// Returns `None` when no trace differs from the centre in its initial state.
-pub fn learn(method: Bloating, ts: &[f64], c: &[Vec<f64>], xs: &[Vec<Vec<f64>>], r: &[f64]) -> Option<Vec<Vec<f64>>> {
+pub fn learn(
+    method: Bloating,
+    ts: &[f64],
+    c: &[Vec<f64>],
+    xs: &[Vec<Vec<f64>>],
+    r: &[f64],
+) -> Option<Vec<Vec<f64>>> {
     let n = r.len();
     let m = ts.len();
     // Normalised initial distance of each trace (max-norm scaled by the box half-widths).
@@ -20,7 +26,10 @@ pub fn learn(method: Bloating, ts: &[f64], c: &[Vec<f64>], xs: &[Vec<Vec<f64>>],
         if x.len() != m {
             continue;
         }
-        let d0 = (0..n).filter(|&j| r[j] > 0.0).map(|j| (x[0][j] - c[0][j]).abs() / r[j]).fold(0.0, f64::max);
+        let d0 = (0..n)
+            .filter(|&j| r[j] > 0.0)
+            .map(|j| (x[0][j] - c[0][j]).abs() / r[j])
+            .fold(0.0, f64::max);
         if d0 > 1e-9 {
             used.push((x, d0));
         }
@@ -91,11 +100,19 @@ pub fn upper_line(pts: &[(f64, f64)], xbar: f64) -> (f64, f64) {
     let mut hull: Vec<(f64, f64)> = Vec::new();
     for &p in pts {
         // Collapse equal x to the highest point.
-        if let Some(last) = hull.last_mut() {
-            if (last.0 - p.0).abs() <= 1e-15 {
+        if let Some(last) = hull.last_mut()
+            && (last.0 - p.0).abs() <= 1e-15
+        {
+            {
                 if p.1 > last.1 {
                     *last = p;
-                    while hull.len() >= 3 && !turns_right(hull[hull.len() - 3], hull[hull.len() - 2], hull[hull.len() - 1]) {
+                    while hull.len() >= 3
+                        && !turns_right(
+                            hull[hull.len() - 3],
+                            hull[hull.len() - 2],
+                            hull[hull.len() - 1],
+                        )
+                    {
                         let l = hull.len();
                         hull.remove(l - 2);
                     }
@@ -133,7 +150,14 @@ mod tests {
 
     #[test]
     fn upper_line_is_above_all_points() {
-        let pts: Vec<(f64, f64)> = (0..50).map(|k| (k as f64 * 0.1, (k as f64 * 0.37).sin() - 0.2 * k as f64 * 0.1)).collect();
+        let pts: Vec<(f64, f64)> = (0..50)
+            .map(|k| {
+                (
+                    k as f64 * 0.1,
+                    (k as f64 * 0.37).sin() - 0.2 * k as f64 * 0.1,
+                )
+            })
+            .collect();
         let (a, g) = upper_line(&pts, 2.45);
         for (x, y) in &pts {
             assert!(a + g * x >= y - 1e-12);
@@ -155,10 +179,18 @@ mod tests {
             assert_eq!(r.len(), ts.len());
             for (k, t) in ts.iter().enumerate() {
                 let truth = (-t).exp();
-                assert!(r[k][0] >= truth * (1.0 - 1e-9), "{method:?} t={t}: {} < {truth}", r[k][0]);
-                assert!(r[k][0] <= truth * 1.01, "{method:?} t={t}: {} too loose", r[k][0]);
+                assert!(
+                    r[k][0] >= truth * (1.0 - 1e-9),
+                    "{method:?} t={t}: {} < {truth}",
+                    r[k][0]
+                );
+                assert!(
+                    r[k][0] <= truth * 1.01,
+                    "{method:?} t={t}: {} too loose",
+                    r[k][0]
+                );
             }
         }
-        assert!(learn(Bloating::Global, &ts, &c, &[c.clone()], &[1.0]).is_none());
+        assert!(learn(Bloating::Global, &ts, &c, std::slice::from_ref(&c), &[1.0]).is_none());
     }
 }

@@ -15,7 +15,10 @@ pub struct ExprError {
 }
 
 fn err<T>(msg: impl Into<String>, col: usize) -> Result<T, ExprError> {
-    Err(ExprError { msg: msg.into(), col })
+    Err(ExprError {
+        msg: msg.into(),
+        col,
+    })
 }
 
 /// Built-in functions.
@@ -179,7 +182,9 @@ pub(crate) fn lex(s: &str) -> Result<Vec<(Tok, usize)>, ExprError> {
             continue;
         }
         let two = if i + 1 < b.len() { &s[i..i + 2] } else { "" };
-        let sym2 = ["<=", ">=", "==", "!=", "**"].into_iter().find(|t| *t == two);
+        let sym2 = ["<=", ">=", "==", "!=", "**"]
+            .into_iter()
+            .find(|t| *t == two);
         if let Some(t) = sym2 {
             out.push((Tok::Sym(if t == "**" { "^" } else { t }), start));
             i += 2;
@@ -224,8 +229,15 @@ pub(crate) struct Parser<'a> {
 const MAX_DEPTH: usize = 200;
 
 impl<'a> Parser<'a> {
-    pub(crate) fn new(src: &str, resolve: &'a dyn Fn(&str) -> Option<Sym>) -> Result<Self, ExprError> {
-        Ok(Parser { toks: lex(src)?, pos: 0, resolve })
+    pub(crate) fn new(
+        src: &str,
+        resolve: &'a dyn Fn(&str) -> Option<Sym>,
+    ) -> Result<Self, ExprError> {
+        Ok(Parser {
+            toks: lex(src)?,
+            pos: 0,
+            resolve,
+        })
     }
     pub(crate) fn peek(&self) -> &Tok {
         &self.toks[self.pos.min(self.toks.len() - 1)].0
@@ -248,7 +260,10 @@ impl<'a> Parser<'a> {
             self.bump();
             Ok(())
         } else {
-            err(format!("expected `{s}`, found {}", describe(self.peek())), self.col())
+            err(
+                format!("expected `{s}`, found {}", describe(self.peek())),
+                self.col(),
+            )
         }
     }
     pub(crate) fn expr(&mut self, depth: usize) -> Result<Node, ExprError> {
@@ -324,7 +339,10 @@ impl<'a> Parser<'a> {
                     }
                     self.expect(")")?;
                     if args.len() != arity {
-                        return err(format!("`{name}` takes {arity} argument(s), got {}", args.len()), col);
+                        return err(
+                            format!("`{name}` takes {arity} argument(s), got {}", args.len()),
+                            col,
+                        );
                     }
                     return Ok(Node::Call(f, args));
                 }
@@ -338,7 +356,10 @@ impl<'a> Parser<'a> {
                     },
                 }
             }
-            t => err(format!("expected a number, variable or `(`, found {}", describe(&t)), col),
+            t => err(
+                format!("expected a number, variable or `(`, found {}", describe(&t)),
+                col,
+            ),
         }
     }
 }
@@ -378,7 +399,11 @@ fn emit(n: &Node, code: &mut Vec<Op>) {
             for a in args {
                 emit(a, code);
             }
-            code.push(if args.len() == 2 { Op::F2(*f) } else { Op::F1(*f) })
+            code.push(if args.len() == 2 {
+                Op::F2(*f)
+            } else {
+                Op::F1(*f)
+            })
         }
     }
 }
@@ -389,7 +414,10 @@ impl Expr {
         let mut p = Parser::new(src, resolve)?;
         let node = p.expr(0)?;
         if !matches!(p.peek(), Tok::End) {
-            return err(format!("unexpected {} after expression", describe(p.peek())), p.col());
+            return err(
+                format!("unexpected {} after expression", describe(p.peek())),
+                p.col(),
+            );
         }
         Ok(Expr::from_node(node))
     }
@@ -411,7 +439,17 @@ impl Expr {
     }
     /// Highest variable index used plus one (0 if none).
     pub fn var_bound(&self) -> usize {
-        self.code.iter().filter_map(|o| if let Op::Var(i) = o { Some(i + 1) } else { None }).max().unwrap_or(0)
+        self.code
+            .iter()
+            .filter_map(|o| {
+                if let Op::Var(i) = o {
+                    Some(i + 1)
+                } else {
+                    None
+                }
+            })
+            .max()
+            .unwrap_or(0)
     }
     /// Whether the expression uses time.
     pub fn uses_time(&self) -> bool {
@@ -554,6 +592,7 @@ fn bx(n: Node) -> Box<Node> {
 }
 
 /// Fold constants and drop neutral elements.
+#[allow(clippy::redundant_guards)]
 fn simplify(n: Node) -> Node {
     use Node::*;
     match n {
@@ -630,12 +669,18 @@ pub fn derive(n: &Node, v: usize) -> Result<Node, String> {
             if !depends(b) {
                 // d(a^b) = b a^(b-1) a'
                 Mul(
-                    bx(Mul(b.clone(), bx(Pow(a.clone(), bx(Sub(b.clone(), bx(c(1.0)))))))),
+                    bx(Mul(
+                        b.clone(),
+                        bx(Pow(a.clone(), bx(Sub(b.clone(), bx(c(1.0)))))),
+                    )),
                     bx(derive(a, v)?),
                 )
             } else {
                 // a^b = exp(b ln a)
-                let e = Call(Func::Exp, vec![Mul(b.clone(), bx(Call(Func::Log, vec![(**a).clone()])))]);
+                let e = Call(
+                    Func::Exp,
+                    vec![Mul(b.clone(), bx(Call(Func::Log, vec![(**a).clone()])))],
+                );
                 return derive(&e, v);
             }
         }
@@ -655,9 +700,18 @@ pub fn derive(n: &Node, v: usize) -> Result<Node, String> {
                 Func::Abs => {
                     // |a|' = a'·sign(a) and |a'·sign(a)| <= |a'|: enclose by a' * [-1,1] via min/max.
                     // We use step: sign(a) = 2 step(a) - 1, whose interval hull is [-1,1] near 0.
-                    Mul(bx(da), bx(Sub(bx(Mul(bx(c(2.0)), bx(Call(Func::Step, vec![a.clone()])))), bx(c(1.0)))))
+                    Mul(
+                        bx(da),
+                        bx(Sub(
+                            bx(Mul(bx(c(2.0)), bx(Call(Func::Step, vec![a.clone()])))),
+                            bx(c(1.0)),
+                        )),
+                    )
                 }
-                Func::Atan => Div(bx(da), bx(Add(bx(c(1.0)), bx(Mul(bx(a.clone()), bx(a.clone())))))),
+                Func::Atan => Div(
+                    bx(da),
+                    bx(Add(bx(c(1.0)), bx(Mul(bx(a.clone()), bx(a.clone()))))),
+                ),
                 Func::Step => {
                     if depends(a) {
                         return Err("step() of a state-dependent argument is not Lipschitz".into());
@@ -673,7 +727,10 @@ pub fn derive(n: &Node, v: usize) -> Result<Node, String> {
                         // The generalised gradient lies in the hull of both derivatives.
                         let s = Call(Func::Step, vec![Sub(bx(a.clone()), bx(b.clone()))]);
                         let (hi, lo) = if *f == Func::Max { (da, db) } else { (db, da) };
-                        Add(bx(Mul(bx(s.clone()), bx(hi))), bx(Mul(bx(Sub(bx(c(1.0)), bx(s))), bx(lo))))
+                        Add(
+                            bx(Mul(bx(s.clone()), bx(hi))),
+                            bx(Mul(bx(Sub(bx(c(1.0)), bx(s))), bx(lo))),
+                        )
                     }
                 }
             }
@@ -695,7 +752,9 @@ mod tests {
         }
     }
     fn ev(s: &str, x: f64, y: f64, t: f64) -> f64 {
-        Expr::parse(s, &xy).map(|e| e.eval(&[x, y], t)).unwrap_or(f64::NAN)
+        Expr::parse(s, &xy)
+            .map(|e| e.eval(&[x, y], t))
+            .unwrap_or(f64::NAN)
     }
 
     #[test]
@@ -706,8 +765,25 @@ mod tests {
         assert_eq!(ev("(1+2)*3 - 4/2", 0., 0., 0.), 7.0);
         assert_eq!(ev("x*y - t + k", 2., 3., 1.), 7.5);
         assert_eq!(ev("x**2", 3., 0., 0.), 9.0);
-        assert!((ev("sin(pi/2) + cos(0) + exp(0) + log(1) + sqrt(4) + abs(-1)", 0., 0., 0.) - 6.0).abs() < 1e-12);
-        assert_eq!(ev("min(x,y) + max(x,y) + step(x-2.5) + step(y-2.5)", 2., 3., 0.), 6.0);
+        assert!(
+            (ev(
+                "sin(pi/2) + cos(0) + exp(0) + log(1) + sqrt(4) + abs(-1)",
+                0.,
+                0.,
+                0.
+            ) - 6.0)
+                .abs()
+                < 1e-12
+        );
+        assert_eq!(
+            ev(
+                "min(x,y) + max(x,y) + step(x-2.5) + step(y-2.5)",
+                2.,
+                3.,
+                0.
+            ),
+            6.0
+        );
         assert_eq!(ev("1.5e2 + 2E-1", 0., 0., 0.), 150.2);
         assert!((ev("tan(atan(0.3))", 0., 0., 0.) - 0.3).abs() < 1e-12);
         assert!(ev("1/x", 0., 0., 0.).is_infinite());
@@ -716,7 +792,13 @@ mod tests {
     #[test]
     fn errors_have_columns() {
         let e = Expr::parse("x + zz", &xy).err();
-        assert_eq!(e, Some(ExprError { msg: "unknown variable `zz`".into(), col: 4 }));
+        assert_eq!(
+            e,
+            Some(ExprError {
+                msg: "unknown variable `zz`".into(),
+                col: 4
+            })
+        );
         let e = Expr::parse("x + (y", &xy).err().map(|e| e.col);
         assert_eq!(e, Some(6));
         assert!(Expr::parse("foo(x)", &xy).is_err());
@@ -730,8 +812,12 @@ mod tests {
 
     #[test]
     fn interval_eval_encloses_points() {
-        let e = Expr::parse("x*x*y - sin(x)*exp(y/3) + x^3 / (2 + y*y)", &xy).map_err(|e| e.to_string());
-        let e = e.as_ref().map_err(|m| m.as_str()).unwrap_or_else(|m| panic!("{m}"));
+        let e = Expr::parse("x*x*y - sin(x)*exp(y/3) + x^3 / (2 + y*y)", &xy)
+            .map_err(|e| e.to_string());
+        let e = e
+            .as_ref()
+            .map_err(|m| m.as_str())
+            .unwrap_or_else(|m| panic!("{m}"));
         let bx = [Iv::new(-1.0, 2.0), Iv::new(0.5, 1.5)];
         let r = e.eval_iv(&bx, Iv::point(0.0));
         for i in 0..=20 {
@@ -746,7 +832,15 @@ mod tests {
 
     #[test]
     fn derivatives_match_finite_differences() {
-        for src in ["x*x*y", "sin(x)*cos(y)", "exp(x*y)/(1+y*y)", "x^3 - 2*x*y", "sqrt(1+x*x)", "atan(x*y)", "(x+2)^y"] {
+        for src in [
+            "x*x*y",
+            "sin(x)*cos(y)",
+            "exp(x*y)/(1+y*y)",
+            "x^3 - 2*x*y",
+            "sqrt(1+x*x)",
+            "atan(x*y)",
+            "(x+2)^y",
+        ] {
             let e = Expr::parse(src, &xy).unwrap_or_else(|e| panic!("{e}"));
             for v in 0..2 {
                 let d = Expr::from_node(derive(&e.node, v).unwrap_or_else(|m| panic!("{m}")));
@@ -757,7 +851,10 @@ mod tests {
                 m[v] -= h;
                 let fd = (e.eval(&p, 0.0) - e.eval(&m, 0.0)) / (2.0 * h);
                 let an = d.eval(&[x, y], 0.0);
-                assert!((fd - an).abs() < 1e-5 * (1.0 + an.abs()), "{src} d/dx{v}: {fd} vs {an}");
+                assert!(
+                    (fd - an).abs() < 1e-5 * (1.0 + an.abs()),
+                    "{src} d/dx{v}: {fd} vs {an}"
+                );
             }
         }
         let e = Expr::parse("step(x)", &xy).unwrap_or_else(|e| panic!("{e}"));

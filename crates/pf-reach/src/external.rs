@@ -32,9 +32,15 @@ pub struct ExternalSim {
 impl ExternalSim {
     /// Parse the `simulator` section: `{"command": [...], "timeout_ms": 10000, "step": 0.05}`.
     pub fn from_json(v: &Value, base: Option<&Path>, dim: usize) -> Result<ExternalSim, String> {
-        let cmd = v.get("command").and_then(Value::as_array).ok_or("`command` must be an array of strings")?;
-        let mut command: Vec<String> =
-            cmd.iter().map(|s| s.as_str().map(String::from)).collect::<Option<_>>().ok_or("`command` must be an array of strings")?;
+        let cmd = v
+            .get("command")
+            .and_then(Value::as_array)
+            .ok_or("`command` must be an array of strings")?;
+        let mut command: Vec<String> = cmd
+            .iter()
+            .map(|s| s.as_str().map(String::from))
+            .collect::<Option<_>>()
+            .ok_or("`command` must be an array of strings")?;
         if command.is_empty() {
             return Err("`command` is empty".into());
         }
@@ -44,16 +50,30 @@ impl ExternalSim {
                 command[0] = b.join(&command[0]).display().to_string();
             }
         }
-        let ms = v.get("timeout_ms").and_then(Value::as_u64).unwrap_or(10_000).clamp(1, 3_600_000);
+        let ms = v
+            .get("timeout_ms")
+            .and_then(Value::as_u64)
+            .unwrap_or(10_000)
+            .clamp(1, 3_600_000);
         let step = v.get("step").and_then(Value::as_f64).unwrap_or(0.05);
         if !(step > 0.0 && step.is_finite()) {
             return Err("`step` must be positive".into());
         }
-        Ok(ExternalSim { command, timeout: Duration::from_millis(ms), step, dim })
+        Ok(ExternalSim {
+            command,
+            timeout: Duration::from_millis(ms),
+            step,
+            dim,
+        })
     }
 
     /// Run one simulation.
-    pub fn simulate(&self, mode: &str, x0: &[f64], horizon: f64) -> Result<(Vec<f64>, Vec<Vec<f64>>), String> {
+    pub fn simulate(
+        &self,
+        mode: &str,
+        x0: &[f64],
+        horizon: f64,
+    ) -> Result<(Vec<f64>, Vec<Vec<f64>>), String> {
         let mut child = Command::new(&self.command[0])
             .args(&self.command[1..])
             .stdin(Stdio::piped())
@@ -61,7 +81,8 @@ impl ExternalSim {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start simulator `{}`: {e}", self.command[0]))?;
-        let req = serde_json::json!({"mode": mode, "initial": x0, "horizon": horizon, "step": self.step});
+        let req =
+            serde_json::json!({"mode": mode, "initial": x0, "horizon": horizon, "step": self.step});
         if let Some(mut stdin) = child.stdin.take() {
             // A simulator that ignores its input may close stdin early: not an error by itself.
             let _ = writeln!(stdin, "{req}");
@@ -69,7 +90,9 @@ impl ExternalSim {
         let mut stdout = child.stdout.take().ok_or("no stdout")?;
         let reader = std::thread::spawn(move || {
             let mut buf = Vec::new();
-            let r = (&mut stdout).take(MAX_OUTPUT as u64 + 1).read_to_end(&mut buf);
+            let r = (&mut stdout)
+                .take(MAX_OUTPUT as u64 + 1)
+                .read_to_end(&mut buf);
             r.map(|_| buf)
         });
         let start = Instant::now();
@@ -79,13 +102,19 @@ impl ExternalSim {
                 Ok(None) if start.elapsed() > self.timeout => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(format!("simulator exceeded its time limit of {:?}", self.timeout));
+                    return Err(format!(
+                        "simulator exceeded its time limit of {:?}",
+                        self.timeout
+                    ));
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(2)),
                 Err(e) => return Err(format!("waiting for simulator: {e}")),
             }
         };
-        let buf = reader.join().map_err(|_| "reader thread failed")?.map_err(|e| format!("reading simulator output: {e}"))?;
+        let buf = reader
+            .join()
+            .map_err(|_| "reader thread failed")?
+            .map_err(|e| format!("reading simulator output: {e}"))?;
         if !status.success() {
             return Err(format!("simulator exited with {status}"));
         }
@@ -97,7 +126,11 @@ impl ExternalSim {
 }
 
 /// Parse the `t x1 ... xn` trace format.
-pub fn parse_trace(text: &str, dim: usize, horizon: f64) -> Result<(Vec<f64>, Vec<Vec<f64>>), String> {
+pub fn parse_trace(
+    text: &str,
+    dim: usize,
+    horizon: f64,
+) -> Result<(Vec<f64>, Vec<Vec<f64>>), String> {
     let mut ts = Vec::new();
     let mut xs = Vec::new();
     for (ln, line) in text.lines().enumerate() {
@@ -105,16 +138,30 @@ pub fn parse_trace(text: &str, dim: usize, horizon: f64) -> Result<(Vec<f64>, Ve
             continue;
         }
         let nums: Result<Vec<f64>, _> = line.split_whitespace().map(str::parse::<f64>).collect();
-        let nums = nums.map_err(|_| format!("simulator output line {}: not numbers: `{}`", ln + 1, line.chars().take(60).collect::<String>()))?;
+        let nums = nums.map_err(|_| {
+            format!(
+                "simulator output line {}: not numbers: `{}`",
+                ln + 1,
+                line.chars().take(60).collect::<String>()
+            )
+        })?;
         if nums.len() != dim + 1 {
-            return Err(format!("simulator output line {}: {} columns, expected {}", ln + 1, nums.len(), dim + 1));
+            return Err(format!(
+                "simulator output line {}: {} columns, expected {}",
+                ln + 1,
+                nums.len(),
+                dim + 1
+            ));
         }
         if nums.iter().any(|v| !v.is_finite()) {
             return Err(format!("simulator output line {}: NaN or infinity", ln + 1));
         }
         if let Some(&last) = ts.last() {
             if nums[0] <= last {
-                return Err(format!("simulator output line {}: time does not increase", ln + 1));
+                return Err(format!(
+                    "simulator output line {}: time does not increase",
+                    ln + 1
+                ));
             }
         } else if nums[0].abs() > 1e-9 {
             return Err("simulator output must start at t = 0".into());
@@ -124,7 +171,9 @@ pub fn parse_trace(text: &str, dim: usize, horizon: f64) -> Result<(Vec<f64>, Ve
     }
     match ts.last() {
         None => Err("simulator printed no samples".into()),
-        Some(&l) if l < horizon - 1e-6 * horizon.max(1.0) => Err(format!("simulator stopped at t = {l} before the horizon {horizon}")),
+        Some(&l) if l < horizon - 1e-6 * horizon.max(1.0) => Err(format!(
+            "simulator stopped at t = {l} before the horizon {horizon}"
+        )),
         _ => Ok((ts, xs)),
     }
 }

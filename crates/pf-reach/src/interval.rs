@@ -1,5 +1,8 @@
 //! Closed real intervals with outward-safe (but not directed-rounding) arithmetic.
 
+// Named methods (not operator traits) keep interval arithmetic explicit at call sites.
+#![allow(clippy::should_implement_trait)]
+
 /// A closed interval `[lo, hi]`; `lo > hi` never occurs for values built by this module.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Iv {
@@ -14,7 +17,11 @@ const PI: f64 = std::f64::consts::PI;
 impl Iv {
     /// The interval `[lo, hi]` (bounds are swapped if given in the wrong order).
     pub fn new(lo: f64, hi: f64) -> Iv {
-        if lo <= hi { Iv { lo, hi } } else { Iv { lo: hi, hi: lo } }
+        if lo <= hi {
+            Iv { lo, hi }
+        } else {
+            Iv { lo: hi, hi: lo }
+        }
     }
     /// The degenerate interval `[x, x]`.
     pub fn point(x: f64) -> Iv {
@@ -22,7 +29,10 @@ impl Iv {
     }
     /// The whole real line.
     pub fn entire() -> Iv {
-        Iv { lo: f64::NEG_INFINITY, hi: f64::INFINITY }
+        Iv {
+            lo: f64::NEG_INFINITY,
+            hi: f64::INFINITY,
+        }
     }
     /// Width `hi - lo`.
     pub fn width(self) -> f64 {
@@ -38,7 +48,10 @@ impl Iv {
     }
     /// Smallest interval containing both.
     pub fn hull(self, o: Iv) -> Iv {
-        Iv { lo: self.lo.min(o.lo), hi: self.hi.max(o.hi) }
+        Iv {
+            lo: self.lo.min(o.lo),
+            hi: self.hi.max(o.hi),
+        }
     }
     /// Whether `o` lies inside `self`.
     pub fn contains_iv(self, o: Iv) -> bool {
@@ -57,19 +70,35 @@ impl Iv {
     }
     /// Sum.
     pub fn add(self, o: Iv) -> Iv {
-        Iv { lo: self.lo + o.lo, hi: self.hi + o.hi }.fix()
+        Iv {
+            lo: self.lo + o.lo,
+            hi: self.hi + o.hi,
+        }
+        .fix()
     }
     /// Difference.
     pub fn sub(self, o: Iv) -> Iv {
-        Iv { lo: self.lo - o.hi, hi: self.hi - o.lo }.fix()
+        Iv {
+            lo: self.lo - o.hi,
+            hi: self.hi - o.lo,
+        }
+        .fix()
     }
     /// Negation.
     pub fn neg(self) -> Iv {
-        Iv { lo: -self.hi, hi: -self.lo }
+        Iv {
+            lo: -self.hi,
+            hi: -self.lo,
+        }
     }
     /// Product.
     pub fn mul(self, o: Iv) -> Iv {
-        let c = [self.lo * o.lo, self.lo * o.hi, self.hi * o.lo, self.hi * o.hi];
+        let c = [
+            self.lo * o.lo,
+            self.lo * o.hi,
+            self.hi * o.lo,
+            self.hi * o.hi,
+        ];
         if c.iter().any(|v| v.is_nan()) {
             // 0 * inf: fall back to the whole line (sound).
             return Iv::entire();
@@ -107,9 +136,7 @@ impl Iv {
         let n32 = n.min(i32::MAX as i64) as i32;
         let a = self.lo.powi(n32);
         let b = self.hi.powi(n32);
-        if n % 2 == 1 {
-            Iv::new(a, b).fix()
-        } else if self.lo >= 0.0 {
+        if n % 2 == 1 || self.lo >= 0.0 {
             Iv::new(a, b).fix()
         } else if self.hi <= 0.0 {
             Iv::new(b, a).fix()
@@ -119,15 +146,35 @@ impl Iv {
     }
     /// Exponential.
     pub fn exp(self) -> Iv {
-        Iv { lo: self.lo.exp(), hi: self.hi.exp() }.fix()
+        Iv {
+            lo: self.lo.exp(),
+            hi: self.hi.exp(),
+        }
+        .fix()
     }
     /// Natural logarithm (whole line if the argument reaches zero or below).
     pub fn ln(self) -> Iv {
-        if self.lo <= 0.0 { Iv::entire() } else { Iv { lo: self.lo.ln(), hi: self.hi.ln() }.fix() }
+        if self.lo <= 0.0 {
+            Iv::entire()
+        } else {
+            Iv {
+                lo: self.lo.ln(),
+                hi: self.hi.ln(),
+            }
+            .fix()
+        }
     }
     /// Square root (whole line if the argument goes negative).
     pub fn sqrt(self) -> Iv {
-        if self.lo < 0.0 { Iv::entire() } else { Iv { lo: self.lo.sqrt(), hi: self.hi.sqrt() }.fix() }
+        if self.lo < 0.0 {
+            Iv::entire()
+        } else {
+            Iv {
+                lo: self.lo.sqrt(),
+                hi: self.hi.sqrt(),
+            }
+            .fix()
+        }
     }
     /// Absolute value.
     pub fn abs(self) -> Iv {
@@ -136,7 +183,10 @@ impl Iv {
         } else if self.hi <= 0.0 {
             self.neg()
         } else {
-            Iv { lo: 0.0, hi: self.mag() }
+            Iv {
+                lo: 0.0,
+                hi: self.mag(),
+            }
         }
     }
     /// Sine.
@@ -178,15 +228,25 @@ impl Iv {
     }
     /// Arctangent.
     pub fn atan(self) -> Iv {
-        Iv { lo: self.lo.atan(), hi: self.hi.atan() }.fix()
+        Iv {
+            lo: self.lo.atan(),
+            hi: self.hi.atan(),
+        }
+        .fix()
     }
     /// Minimum.
     pub fn min(self, o: Iv) -> Iv {
-        Iv { lo: self.lo.min(o.lo), hi: self.hi.min(o.hi) }
+        Iv {
+            lo: self.lo.min(o.lo),
+            hi: self.hi.min(o.hi),
+        }
     }
     /// Maximum.
     pub fn max(self, o: Iv) -> Iv {
-        Iv { lo: self.lo.max(o.lo), hi: self.hi.max(o.hi) }
+        Iv {
+            lo: self.lo.max(o.lo),
+            hi: self.hi.max(o.hi),
+        }
     }
     /// Heaviside step: 1 for positive arguments, 0 otherwise.
     pub fn step(self) -> Iv {
@@ -200,6 +260,12 @@ impl Iv {
     }
 }
 
+impl serde::Serialize for Iv {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        [self.lo, self.hi].serialize(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,13 +274,22 @@ mod tests {
         for k in 0..=200 {
             let x = dom.lo + dom.width() * k as f64 / 200.0;
             let y = f(x);
-            assert!(iv.lo - 1e-12 <= y && y <= iv.hi + 1e-12, "{y} not in {iv:?} at {x}");
+            assert!(
+                iv.lo - 1e-12 <= y && y <= iv.hi + 1e-12,
+                "{y} not in {iv:?} at {x}"
+            );
         }
     }
 
     #[test]
     fn functions_enclose_samples() {
-        for &(lo, hi) in &[(-3.0, 2.0), (0.1, 7.5), (-10.0, -9.0), (5.0, 12.0), (-0.5, 0.5)] {
+        for &(lo, hi) in &[
+            (-3.0, 2.0),
+            (0.1, 7.5),
+            (-10.0, -9.0),
+            (5.0, 12.0),
+            (-0.5, 0.5),
+        ] {
             let d = Iv::new(lo, hi);
             encloses(d.sin(), f64::sin, d);
             encloses(d.cos(), f64::cos, d);
@@ -235,11 +310,5 @@ mod tests {
     fn division_by_zero_interval_is_entire() {
         assert_eq!(Iv::point(1.0).div(Iv::new(-1.0, 1.0)), Iv::entire());
         assert_eq!(Iv::point(1.0).div(Iv::new(2.0, 4.0)), Iv::new(0.25, 0.5));
-    }
-}
-
-impl serde::Serialize for Iv {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        [self.lo, self.hi].serialize(s)
     }
 }

@@ -32,7 +32,9 @@ impl ModeDyn {
             'rows: for (i, e) in rhs.iter().enumerate() {
                 for j in 0..n {
                     match derive(&e.node, j).map(Expr::from_node) {
-                        Ok(d) if !d.uses_state() && !d.uses_time() => a[i * n + j] = d.eval(&[], 0.0),
+                        Ok(d) if !d.uses_state() && !d.uses_time() => {
+                            a[i * n + j] = d.eval(&[], 0.0)
+                        }
                         _ => {
                             ok = false;
                             break 'rows;
@@ -48,7 +50,12 @@ impl ModeDyn {
                 }
             }
         }
-        ModeDyn { entry, rhs, output, affine }
+        ModeDyn {
+            entry,
+            rhs,
+            output,
+            affine,
+        }
     }
 
     /// Whether internal and visible states coincide (a plain ODE; needed by the sound mode).
@@ -92,7 +99,13 @@ impl OdeModel {
 
     /// Simulate `mode` from visible state `x0` over local time `[0, horizon]`, sampled every
     /// `step` (plus the horizon itself).
-    pub fn simulate(&self, mode: &str, x0: &[f64], horizon: f64, o: &OdeOpts) -> Result<(Vec<f64>, Vec<Vec<f64>>), OdeError> {
+    pub fn simulate(
+        &self,
+        mode: &str,
+        x0: &[f64],
+        horizon: f64,
+        o: &OdeOpts,
+    ) -> Result<(Vec<f64>, Vec<Vec<f64>>), OdeError> {
         let Some(m) = self.mode(mode) else {
             return Err(OdeError::NonFinite { t: 0.0 });
         };
@@ -118,7 +131,11 @@ impl OdeModel {
         };
         let xs = integrate(&f, &xi, &ts, o)?;
         let xs = match &m.output {
-            Some(out) => xs.iter().zip(&ts).map(|(x, &t)| out.iter().map(|e| e.eval(x, t)).collect()).collect(),
+            Some(out) => xs
+                .iter()
+                .zip(&ts)
+                .map(|(x, &t)| out.iter().map(|e| e.eval(x, t)).collect())
+                .collect(),
             None => xs,
         };
         for (x, &t) in xs.iter().zip(&ts) {
@@ -159,7 +176,13 @@ pub fn compile_plain(
     let mut rhs = Vec::with_capacity(vars.len());
     for v in vars {
         let Some(src) = eqs.get(v) else {
-            return Err((v.clone(), ExprError { msg: format!("no equation for `{v}`"), col: 0 }));
+            return Err((
+                v.clone(),
+                ExprError {
+                    msg: format!("no equation for `{v}`"),
+                    col: 0,
+                },
+            ));
         };
         rhs.push(Expr::parse(src, &resolve).map_err(|e| (src.clone(), e))?);
     }
@@ -184,10 +207,14 @@ pub fn parse_library(text: &str) -> Result<Vec<OdeModel>, ModelError> {
             continue;
         }
         let words: Vec<&str> = line.split_whitespace().collect();
-        let at = |m: &str| ModelError { msg: format!("model library line {}: {m}", ln + 1) };
+        let at = |m: &str| ModelError {
+            msg: format!("model library line {}: {m}", ln + 1),
+        };
         match words[0] {
             "model" => {
-                let (Some(name), Some(&"step"), Some(h)) = (words.get(1), words.get(2), words.get(3)) else {
+                let (Some(name), Some(&"step"), Some(h)) =
+                    (words.get(1), words.get(2), words.get(3))
+                else {
                     return Err(at("expected `model NAME step H`"));
                 };
                 let step = h.parse::<f64>().map_err(|_| at("bad step"))?;
@@ -202,16 +229,29 @@ pub fn parse_library(text: &str) -> Result<Vec<OdeModel>, ModelError> {
                 });
             }
             w => {
-                let Some(r) = raws.last_mut() else { return Err(at("statement before `model`")) };
+                let Some(r) = raws.last_mut() else {
+                    return Err(at("statement before `model`"));
+                };
                 match w {
                     "vars" => r.vars = words[1..].iter().map(|s| s.to_string()).collect(),
                     "const" => {
-                        let (Some(n), Some(v)) = (words.get(1), words.get(2)) else { return Err(at("expected `const NAME VALUE`")) };
-                        r.consts.insert(n.to_string(), v.parse().map_err(|_| at("bad constant"))?);
+                        let (Some(n), Some(v)) = (words.get(1), words.get(2)) else {
+                            return Err(at("expected `const NAME VALUE`"));
+                        };
+                        r.consts
+                            .insert(n.to_string(), v.parse().map_err(|_| at("bad constant"))?);
                     }
-                    "mode" => r.modes.push((words.get(1).ok_or_else(|| at("mode name missing"))?.to_string(), HashMap::new())),
+                    "mode" => r.modes.push((
+                        words
+                            .get(1)
+                            .ok_or_else(|| at("mode name missing"))?
+                            .to_string(),
+                        HashMap::new(),
+                    )),
                     _ => {
-                        let Some((lhs, rhs)) = line.split_once("' =") else { return Err(at("expected `var' = expr`")) };
+                        let Some((lhs, rhs)) = line.split_once("' =") else {
+                            return Err(at("expected `var' = expr`"));
+                        };
                         let lhs = lhs.trim().to_string();
                         if !r.order.contains(&lhs) {
                             r.order.push(lhs.clone());
@@ -228,12 +268,17 @@ pub fn parse_library(text: &str) -> Result<Vec<OdeModel>, ModelError> {
     }
     let mut out = Vec::new();
     for r in raws {
-        let vars = if r.vars.is_empty() { r.order.clone() } else { r.vars.clone() };
+        let vars = if r.vars.is_empty() {
+            r.order.clone()
+        } else {
+            r.vars.clone()
+        };
         let build = |extra: &HashMap<String, String>| {
             let mut eqs = r.common.clone();
             eqs.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-            compile_plain(&vars, &eqs, &r.consts)
-                .map_err(|(s, e)| ModelError { msg: format!("model {}: `{s}`: {e}", r.name) })
+            compile_plain(&vars, &eqs, &r.consts).map_err(|(s, e)| ModelError {
+                msg: format!("model {}: `{s}`: {e}", r.name),
+            })
         };
         let mut modes = HashMap::new();
         let mut any = None;
@@ -244,17 +289,30 @@ pub fn parse_library(text: &str) -> Result<Vec<OdeModel>, ModelError> {
                 modes.insert(m.clone(), build(eqs)?);
             }
         }
-        out.push(OdeModel { name: r.name, step: r.step, vars, modes, any });
+        out.push(OdeModel {
+            name: r.name,
+            step: r.step,
+            vars,
+            modes,
+            any,
+        });
     }
     Ok(out)
 }
 
 /// Build a multi-agent vehicle model for the problem's vertex (mode) names. `kind` is `cars`
 /// (4 variables per car) or `newcars` (5 per car).
-pub fn vehicle_model(kind: &str, vars: &[String], mode_names: &[String]) -> Result<OdeModel, ModelError> {
+pub fn vehicle_model(
+    kind: &str,
+    vars: &[String],
+    mode_names: &[String],
+) -> Result<OdeModel, ModelError> {
     let per = if kind == "cars" { 4 } else { 5 };
-    if vars.is_empty() || vars.len() % per != 0 {
-        return merr(format!("model `{kind}` needs {per} variables per car, got {}", vars.len()));
+    if vars.is_empty() || !vars.len().is_multiple_of(per) {
+        return merr(format!(
+            "model `{kind}` needs {per} variables per car, got {}",
+            vars.len()
+        ));
     }
     let ncar = vars.len() / per;
     let mut modes = HashMap::new();
@@ -264,27 +322,50 @@ pub fn vehicle_model(kind: &str, vars: &[String], mode_names: &[String]) -> Resu
         }
         let parts: Vec<&str> = name.split(';').collect();
         if parts.len() != ncar {
-            return merr(format!("mode `{name}` names {} cars, the state has {ncar}", parts.len()));
+            return merr(format!(
+                "mode `{name}` names {} cars, the state has {ncar}",
+                parts.len()
+            ));
         }
         let mut entry = Vec::new();
         let mut rhs = Vec::new();
         let mut output = Vec::new();
         for (k, agent) in parts.iter().enumerate() {
-            let (e, r, o) = if kind == "cars" { car_agent(agent)? } else { newcar_agent(agent)? };
+            let (e, r, o) = if kind == "cars" {
+                car_agent(agent)?
+            } else {
+                newcar_agent(agent)?
+            };
             let nint = e.len();
             let vis = |s: &str| -> Option<Sym> {
-                let names = if per == 4 { &["x", "y", "vx", "vy"][..] } else { &["x", "y", "vx", "vy", "delta"][..] };
-                names.iter().position(|n| *n == s).map(|i| Sym::Var(k * per + i))
+                let names = if per == 4 {
+                    &["x", "y", "vx", "vy"][..]
+                } else {
+                    &["x", "y", "vx", "vy", "delta"][..]
+                };
+                names
+                    .iter()
+                    .position(|n| *n == s)
+                    .map(|i| Sym::Var(k * per + i))
             };
-            let int_names: &[&str] = if per == 4 { &["sx", "sy", "psi", "v0"] } else { &["sx", "sy", "d", "v", "psi", "tau"] };
+            let int_names: &[&str] = if per == 4 {
+                &["sx", "sy", "psi", "v0"]
+            } else {
+                &["sx", "sy", "d", "v", "psi", "tau"]
+            };
             let int = |s: &str| -> Option<Sym> {
                 if s == "t" {
                     return Some(Sym::Time);
                 }
-                int_names.iter().position(|n| *n == s).map(|i| Sym::Var(k * nint + i))
+                int_names
+                    .iter()
+                    .position(|n| *n == s)
+                    .map(|i| Sym::Var(k * nint + i))
             };
             let p = |src: &str, res: &dyn Fn(&str) -> Option<Sym>| {
-                Expr::parse(src, res).map_err(|e| ModelError { msg: format!("vehicle model `{src}`: {e}") })
+                Expr::parse(src, res).map_err(|e| ModelError {
+                    msg: format!("vehicle model `{src}`: {e}"),
+                })
             };
             for s in &e {
                 entry.push(p(s, &vis)?);
@@ -298,7 +379,13 @@ pub fn vehicle_model(kind: &str, vars: &[String], mode_names: &[String]) -> Resu
         }
         modes.insert(name.clone(), ModeDyn::new(Some(entry), rhs, Some(output)));
     }
-    Ok(OdeModel { name: kind.to_string(), step: 0.05, vars: vars.to_vec(), modes, any: None })
+    Ok(OdeModel {
+        name: kind.to_string(),
+        step: 0.05,
+        vars: vars.to_vec(),
+        modes,
+        any: None,
+    })
 }
 
 type Agent = (Vec<String>, Vec<String>, Vec<String>);
@@ -318,14 +405,21 @@ fn car_agent(mode: &str) -> Result<Agent, ModelError> {
     };
     let v = format!("(v0 + {a}*min(t, 5))");
     let dpsi = format!("({v}/5*pi/8*{delta})");
-    let entry = ["x", "y", "-pi/2", "sqrt(vx^2 + vy^2)"].map(String::from).to_vec();
+    let entry = ["x", "y", "-pi/2", "sqrt(vx^2 + vy^2)"]
+        .map(String::from)
+        .to_vec();
     let rhs = vec![
         format!("{v}*cos(psi) - 2.5*{dpsi}*sin(psi)"),
         format!("{v}*sin(psi) + 2.5*{dpsi}*cos(psi)"),
         dpsi.clone(),
         "0".into(),
     ];
-    let output = vec!["sx".into(), "sy".into(), format!("{v}*cos(psi)"), format!("{v}*sin(psi)")];
+    let output = vec![
+        "sx".into(),
+        "sy".into(),
+        format!("{v}*cos(psi)"),
+        format!("{v}*sin(psi)"),
+    ];
     Ok((entry, rhs, output))
 }
 
@@ -357,7 +451,9 @@ fn newcar_agent(mode: &str) -> Result<Agent, ModelError> {
         "v/5*tan(d)".into(),
         "0".into(),
     ];
-    let output = ["sx", "sy", "v*sin(psi)", "v*cos(psi)", "d"].map(String::from).to_vec();
+    let output = ["sx", "sy", "v*sin(psi)", "v*cos(psi)", "d"]
+        .map(String::from)
+        .to_vec();
     Ok((entry, rhs, output))
 }
 
@@ -371,7 +467,9 @@ mod tests {
         assert!(lib.len() >= 20);
         let th = lib.iter().find(|m| m.name == "Thermostats");
         let th = th.unwrap_or_else(|| panic!("no thermostat"));
-        let (ts, xs) = th.simulate("On", &[75.0], 1.0, &OdeOpts::default()).unwrap_or_default();
+        let (ts, xs) = th
+            .simulate("On", &[75.0], 1.0, &OdeOpts::default())
+            .unwrap_or_default();
         assert_eq!(ts.len(), 21);
         let last = xs.last().map_or(0.0, |x| x[0]);
         assert!((last - 75.0 * 0.1f64.exp()).abs() < 1e-6);
@@ -382,13 +480,29 @@ mod tests {
     #[test]
     fn cars_drive_down_and_turn() {
         let vars: Vec<String> = ["x", "y", "vx", "vy"].map(String::from).to_vec();
-        let m = vehicle_model("cars", &vars, &["Const".into(), "TurnRight".into()]).unwrap_or_else(|e| panic!("{e}"));
-        let (_, xs) = m.simulate("Const", &[0.0, 0.0, 0.0, 1.0], 2.0, &OdeOpts::default()).unwrap_or_default();
+        let m = vehicle_model("cars", &vars, &["Const".into(), "TurnRight".into()])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (_, xs) = m
+            .simulate("Const", &[0.0, 0.0, 0.0, 1.0], 2.0, &OdeOpts::default())
+            .unwrap_or_default();
         let end = xs.last().cloned().unwrap_or_default();
-        assert!((end[1] + 2.0).abs() < 1e-6 && end[0].abs() < 1e-9, "{end:?}");
-        let (_, xs) = m.simulate("TurnRight", &[0.0, 0.0, 0.0, 1.0], 10.0, &OdeOpts::default()).unwrap_or_default();
+        assert!(
+            (end[1] + 2.0).abs() < 1e-6 && end[0].abs() < 1e-9,
+            "{end:?}"
+        );
+        let (_, xs) = m
+            .simulate(
+                "TurnRight",
+                &[0.0, 0.0, 0.0, 1.0],
+                10.0,
+                &OdeOpts::default(),
+            )
+            .unwrap_or_default();
         let end = xs.last().cloned().unwrap_or_default();
         // A lane change: heading restored, lateral offset non-zero.
-        assert!(end[0].abs() > 0.1 && end[2].abs() < 1e-6 && (end[3] + 1.0).abs() < 1e-6, "{end:?}");
+        assert!(
+            end[0].abs() > 0.1 && end[2].abs() < 1e-6 && (end[3] + 1.0).abs() < 1e-6,
+            "{end:?}"
+        );
     }
 }

@@ -14,7 +14,11 @@ pub struct OdeOpts {
 
 impl Default for OdeOpts {
     fn default() -> Self {
-        OdeOpts { rtol: 1e-8, atol: 1e-10, max_steps: 2_000_000 }
+        OdeOpts {
+            rtol: 1e-8,
+            atol: 1e-10,
+            max_steps: 2_000_000,
+        }
     }
 }
 
@@ -80,10 +84,17 @@ pub type Rhs<'a> = dyn Fn(&[f64], f64, &mut [f64]) + 'a;
 
 /// Integrate from `x0` at `times[0]` and return the state at every entry of `times`
 /// (which must be increasing). Steps are clamped to land on each output time.
-pub fn integrate(f: &Rhs<'_>, x0: &[f64], times: &[f64], o: &OdeOpts) -> Result<Vec<Vec<f64>>, OdeError> {
+pub fn integrate(
+    f: &Rhs<'_>,
+    x0: &[f64],
+    times: &[f64],
+    o: &OdeOpts,
+) -> Result<Vec<Vec<f64>>, OdeError> {
     let n = x0.len();
     let mut out = Vec::with_capacity(times.len());
-    let Some(&t0) = times.first() else { return Ok(out) };
+    let Some(&t0) = times.first() else {
+        return Ok(out);
+    };
     let mut x = x0.to_vec();
     if x.iter().any(|v| !v.is_finite()) {
         return Err(OdeError::NonFinite { t: t0 });
@@ -101,14 +112,21 @@ pub fn integrate(f: &Rhs<'_>, x0: &[f64], times: &[f64], o: &OdeOpts) -> Result<
     let d0 = norm(&x, &x, o);
     let d1 = norm(&k[0], &x, o);
     let span = times.last().map_or(0.0, |&l| l - t0);
-    let mut h = if d0 < 1e-5 || d1 < 1e-5 { 1e-6 } else { 0.01 * d0 / d1 };
+    let mut h = if d0 < 1e-5 || d1 < 1e-5 {
+        1e-6
+    } else {
+        0.01 * d0 / d1
+    };
     h = h.min(span.max(1e-12));
     let mut steps = 0usize;
     for &target in &times[1..] {
         while t < target {
             steps += 1;
             if steps > o.max_steps {
-                return Err(OdeError::StepBudget { steps: o.max_steps, t });
+                return Err(OdeError::StepBudget {
+                    steps: o.max_steps,
+                    t,
+                });
             }
             let mut last = false;
             let mut hh = h;
@@ -116,7 +134,7 @@ pub fn integrate(f: &Rhs<'_>, x0: &[f64], times: &[f64], o: &OdeOpts) -> Result<
                 hh = target - t;
                 last = true;
             }
-            if hh <= f64::EPSILON * t.abs().max(1.0) {
+            if last && hh <= 4.0 * f64::EPSILON * t.abs().max(1.0) {
                 // Already at the target within rounding.
                 t = target;
                 break;
@@ -132,14 +150,24 @@ pub fn integrate(f: &Rhs<'_>, x0: &[f64], times: &[f64], o: &OdeOpts) -> Result<
             stage(&x, &k[0], hh, &[A61, A62, A63, A64, A65], &mut tmp, &k);
             f(&tmp, t + hh, &mut k[5]);
             for i in 0..n {
-                xn[i] = x[i] + hh * (B1 * k[0][i] + B3 * k[2][i] + B4 * k[3][i] + B5 * k[4][i] + B6 * k[5][i]);
+                xn[i] = x[i]
+                    + hh * (B1 * k[0][i]
+                        + B3 * k[2][i]
+                        + B4 * k[3][i]
+                        + B5 * k[4][i]
+                        + B6 * k[5][i]);
             }
             f(&xn, t + hh, &mut k[6]);
             let mut err = 0.0f64;
             let mut finite = true;
             for i in 0..n {
                 let e = hh
-                    * (E1 * k[0][i] + E3 * k[2][i] + E4 * k[3][i] + E5 * k[4][i] + E6 * k[5][i] + E7 * k[6][i]);
+                    * (E1 * k[0][i]
+                        + E3 * k[2][i]
+                        + E4 * k[3][i]
+                        + E5 * k[4][i]
+                        + E6 * k[5][i]
+                        + E7 * k[6][i]);
                 let sc = o.atol + o.rtol * x[i].abs().max(xn[i].abs());
                 let r = e / sc;
                 err += r * r;
@@ -159,7 +187,11 @@ pub fn integrate(f: &Rhs<'_>, x0: &[f64], times: &[f64], o: &OdeOpts) -> Result<
                 x.copy_from_slice(&xn);
                 let (a, b) = k.split_at_mut(6);
                 a[0].copy_from_slice(&b[0]);
-                let fac = if err == 0.0 { 5.0 } else { (0.9 * err.powf(-0.2)).clamp(0.2, 5.0) };
+                let fac = if err == 0.0 {
+                    5.0
+                } else {
+                    (0.9 * err.powf(-0.2)).clamp(0.2, 5.0)
+                };
                 // Keep the proposed step when the last one was clamped to the target.
                 h = if last { h.max(hh * fac) } else { hh * fac };
             } else {
@@ -186,7 +218,12 @@ fn stage(x: &[f64], k0: &[f64], h: f64, a: &[f64], out: &mut [f64], k: &[Vec<f64
 
 fn norm(v: &[f64], x: &[f64], o: &OdeOpts) -> f64 {
     let n = v.len().max(1) as f64;
-    (v.iter().zip(x).map(|(a, b)| (a / (o.atol + o.rtol * b.abs())).powi(2)).sum::<f64>() / n).sqrt()
+    (v.iter()
+        .zip(x)
+        .map(|(a, b)| (a / (o.atol + o.rtol * b.abs())).powi(2))
+        .sum::<f64>()
+        / n)
+        .sqrt()
 }
 
 #[cfg(test)]
@@ -205,7 +242,11 @@ mod tests {
         assert_eq!(xs.len(), ts.len());
         for (t, x) in ts.iter().zip(&xs) {
             let exact = 3.0 * (-0.7 * t).exp();
-            assert!((x[0] - exact).abs() < 1e-7 * (1.0 + exact), "t={t}: {} vs {exact}", x[0]);
+            assert!(
+                (x[0] - exact).abs() < 1e-7 * (1.0 + exact),
+                "t={t}: {} vs {exact}",
+                x[0]
+            );
         }
     }
 
@@ -238,9 +279,18 @@ mod tests {
         assert!(r.is_err());
         // Stiff: x' = -1e7 (x - cos t) with a small budget.
         let g = |x: &[f64], t: f64, d: &mut [f64]| d[0] = -1e7 * (x[0] - t.cos());
-        let o = OdeOpts { max_steps: 1000, ..OdeOpts::default() };
-        assert!(matches!(integrate(&g, &[0.0], &[0.0, 10.0], &o), Err(OdeError::StepBudget { .. })));
+        let o = OdeOpts {
+            max_steps: 1000,
+            ..OdeOpts::default()
+        };
+        assert!(matches!(
+            integrate(&g, &[0.0], &[0.0, 10.0], &o),
+            Err(OdeError::StepBudget { .. })
+        ));
         let z = |x: &[f64], _t: f64, d: &mut [f64]| d[0] = 1.0 / (x[0] - x[0]);
-        assert!(matches!(integrate(&z, &[1.0], &[0.0, 1.0], &OdeOpts::default()), Err(OdeError::NonFinite { .. })));
+        assert!(matches!(
+            integrate(&z, &[1.0], &[0.0, 1.0], &OdeOpts::default()),
+            Err(OdeError::NonFinite { .. })
+        ));
     }
 }

@@ -27,7 +27,16 @@ pub fn tube_csv(p: &Problem, tube: &[ModeTube]) -> String {
     s.push('\n');
     for m in tube {
         for b in &m.boxes {
-            let _ = write!(s, "{},{},{},{},{},{}", m.vertex, m.mode.replace(',', " "), m.start.lo, m.start.hi, b.local.lo, b.local.hi);
+            let _ = write!(
+                s,
+                "{},{},{},{},{},{}",
+                m.vertex,
+                m.mode.replace(',', " "),
+                m.start.lo,
+                m.start.hi,
+                b.local.lo,
+                b.local.hi
+            );
             for x in &b.x {
                 let _ = write!(s, ",{},{}", x.lo, x.hi);
             }
@@ -57,7 +66,12 @@ pub fn svg(p: &Problem, r: &Report, xi: Option<usize>, yi: usize) -> String {
         }
         Verdict::Unsafe { counterexample } => {
             for s in &counterexample.segments {
-                lines.push(s.t.iter().zip(&s.x).map(|(t, x)| (xi.map_or(*t, |i| x[i]), x[yi])).collect());
+                lines.push(
+                    s.t.iter()
+                        .zip(&s.x)
+                        .map(|(t, x)| (xi.map_or(*t, |i| x[i]), x[yi]))
+                        .collect(),
+                );
             }
         }
         Verdict::Unknown { .. } => {}
@@ -65,13 +79,25 @@ pub fn svg(p: &Problem, r: &Report, xi: Option<usize>, yi: usize) -> String {
     let mut xr = Iv::new(f64::INFINITY, f64::NEG_INFINITY);
     let mut yr = xr;
     for (a, b) in &rects {
-        xr = Iv { lo: xr.lo.min(a.lo), hi: xr.hi.max(a.hi) };
-        yr = Iv { lo: yr.lo.min(b.lo), hi: yr.hi.max(b.hi) };
+        xr = Iv {
+            lo: xr.lo.min(a.lo),
+            hi: xr.hi.max(a.hi),
+        };
+        yr = Iv {
+            lo: yr.lo.min(b.lo),
+            hi: yr.hi.max(b.hi),
+        };
     }
     for l in &lines {
         for &(a, b) in l {
-            xr = Iv { lo: xr.lo.min(a), hi: xr.hi.max(a) };
-            yr = Iv { lo: yr.lo.min(b), hi: yr.hi.max(b) };
+            xr = Iv {
+                lo: xr.lo.min(a),
+                hi: xr.hi.max(a),
+            };
+            yr = Iv {
+                lo: yr.lo.min(b),
+                hi: yr.hi.max(b),
+            };
         }
     }
     if !(xr.lo.is_finite() && xr.hi.is_finite() && yr.lo.is_finite() && yr.hi.is_finite()) {
@@ -86,7 +112,10 @@ pub fn svg(p: &Problem, r: &Report, xi: Option<usize>, yi: usize) -> String {
     let px = |x: f64| pad + (x - xr.lo) / xr.width() * (w - 2.0 * pad);
     let py = |y: f64| h - pad - (y - yr.lo) / yr.width() * (h - 2.0 * pad);
     let mut s = String::new();
-    let _ = writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#);
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
     let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
     // Unsafe set: grid cells (in the plotted plane, other variables at the initial centre)
     // where the unsafe predicate holds, for any mode.
@@ -100,10 +129,22 @@ pub fn svg(p: &Problem, r: &Report, xi: Option<usize>, yi: usize) -> String {
                 let mut pt = centre.clone();
                 pt[xi] = x;
                 pt[yi] = y;
-                let bad = p.unsafe_set.all.iter().chain(p.unsafe_set.by_mode.values()).any(|u| u.holds(&pt, 0.0));
+                let bad = p
+                    .unsafe_set
+                    .all
+                    .iter()
+                    .chain(p.unsafe_set.by_mode.values())
+                    .any(|u| u.holds(&pt, 0.0));
                 if bad {
                     let (cw, ch) = ((w - 2.0 * pad) / g as f64, (h - 2.0 * pad) / g as f64);
-                    let _ = writeln!(s, r##"<rect x="{:.2}" y="{:.2}" width="{:.2}" height="{:.2}" fill="#f4b6b6"/>"##, px(x) - cw / 2.0, py(y) - ch / 2.0, cw + 0.3, ch + 0.3);
+                    let _ = writeln!(
+                        s,
+                        r##"<rect x="{:.2}" y="{:.2}" width="{:.2}" height="{:.2}" fill="#f4b6b6"/>"##,
+                        px(x) - cw / 2.0,
+                        py(y) - ch / 2.0,
+                        cw + 0.3,
+                        ch + 0.3
+                    );
                 }
             }
         }
@@ -119,26 +160,74 @@ pub fn svg(p: &Problem, r: &Report, xi: Option<usize>, yi: usize) -> String {
         );
     }
     for l in &lines {
-        let pts: Vec<String> = l.iter().map(|&(a, b)| format!("{:.2},{:.2}", px(a), py(b))).collect();
-        let _ = writeln!(s, r##"<polyline points="{}" fill="none" stroke="#c0392b" stroke-width="1.5"/>"##, pts.join(" "));
+        let pts: Vec<String> = l
+            .iter()
+            .map(|&(a, b)| format!("{:.2},{:.2}", px(a), py(b)))
+            .collect();
+        let _ = writeln!(
+            s,
+            r##"<polyline points="{}" fill="none" stroke="#c0392b" stroke-width="1.5"/>"##,
+            pts.join(" ")
+        );
         if let Some(&(a, b)) = l.last() {
-            let _ = writeln!(s, r##"<circle cx="{:.2}" cy="{:.2}" r="4" fill="#c0392b"/>"##, px(a), py(b));
+            let _ = writeln!(
+                s,
+                r##"<circle cx="{:.2}" cy="{:.2}" r="4" fill="#c0392b"/>"##,
+                px(a),
+                py(b)
+            );
         }
     }
     let xname = xi.map_or("t".to_string(), |i| p.variables[i].clone());
-    let _ = writeln!(s, r##"<rect x="{pad}" y="{pad}" width="{}" height="{}" fill="none" stroke="black"/>"##, w - 2.0 * pad, h - 2.0 * pad);
-    let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, w / 2.0, h - 15.0, esc(&xname));
-    let _ = writeln!(s, r#"<text x="15" y="{}" transform="rotate(-90 15 {})" text-anchor="middle">{}</text>"#, h / 2.0, h / 2.0, esc(&p.variables[yi]));
+    let _ = writeln!(
+        s,
+        r##"<rect x="{pad}" y="{pad}" width="{}" height="{}" fill="none" stroke="black"/>"##,
+        w - 2.0 * pad,
+        h - 2.0 * pad
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+        w / 2.0,
+        h - 15.0,
+        esc(&xname)
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="15" y="{}" transform="rotate(-90 15 {})" text-anchor="middle">{}</text>"#,
+        h / 2.0,
+        h / 2.0,
+        esc(&p.variables[yi])
+    );
     for (i, (xv, yv)) in [(xr.lo, yr.lo), (xr.hi, yr.hi)].iter().enumerate() {
         let anchor = if i == 0 { "start" } else { "end" };
-        let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="{anchor}">{:.4}</text>"#, px(*xv), h - pad + 15.0, xv);
-        let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{:.4}</text>"#, pad - 4.0, py(*yv), yv);
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="{anchor}">{:.4}</text>"#,
+            px(*xv),
+            h - pad + 15.0,
+            xv
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="end">{:.4}</text>"#,
+            pad - 4.0,
+            py(*yv),
+            yv
+        );
     }
-    let _ = writeln!(s, r#"<text x="{pad}" y="20">{} — {} (blue: reachtube, red area: unsafe set, red line: counterexample)</text>"#, esc(&p.name), r.verdict.label());
+    let _ = writeln!(
+        s,
+        r#"<text x="{pad}" y="20">{} — {} (blue: reachtube, red area: unsafe set, red line: counterexample)</text>"#,
+        esc(&p.name),
+        r.verdict.label()
+    );
     s.push_str("</svg>\n");
     s
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -2,7 +2,7 @@
 //! `And(p, q, ...)`, `Or(...)`, `Not(p)` and comparisons `e < e`, `<=`, `>`, `>=`, `==`, `!=`.
 //! Resets are `var = expr; var = [lo_expr, hi_expr]` (the interval form picks any value).
 
-use crate::expr::{ExprError, Expr, Node, Parser, Sym, Tok, describe};
+use crate::expr::{Expr, ExprError, Node, Parser, Sym, Tok, describe};
 use crate::interval::Iv;
 
 /// Three-valued truth for predicates over boxes.
@@ -52,7 +52,10 @@ impl Pred {
         let mut p = Parser::new(src, resolve)?;
         let r = pred(&mut p, 0)?;
         if !matches!(p.peek(), Tok::End) {
-            return Err(ExprError { msg: format!("unexpected {} after predicate", describe(p.peek())), col: p.col() });
+            return Err(ExprError {
+                msg: format!("unexpected {} after predicate", describe(p.peek())),
+                col: p.col(),
+            });
         }
         Ok(r)
     }
@@ -133,7 +136,10 @@ impl Pred {
 
 fn pred(p: &mut Parser<'_>, depth: usize) -> Result<Pred, ExprError> {
     if depth > 100 {
-        return Err(ExprError { msg: "predicate nested too deeply".into(), col: p.col() });
+        return Err(ExprError {
+            msg: "predicate nested too deeply".into(),
+            col: p.col(),
+        });
     }
     if let Tok::Ident(name) = p.peek().clone() {
         let is_call = matches!(p.toks.get(p.pos + 1), Some((Tok::Sym("("), _)));
@@ -152,7 +158,10 @@ fn pred(p: &mut Parser<'_>, depth: usize) -> Result<Pred, ExprError> {
                 "Or" => Pred::Or(args),
                 _ => {
                     if args.len() != 1 {
-                        return Err(ExprError { msg: "Not takes one argument".into(), col });
+                        return Err(ExprError {
+                            msg: "Not takes one argument".into(),
+                            col,
+                        });
                     }
                     Pred::Not(Box::new(args.remove(0)))
                 }
@@ -169,11 +178,20 @@ fn pred(p: &mut Parser<'_>, depth: usize) -> Result<Pred, ExprError> {
         Tok::Sym("==") | Tok::Sym("=") => Cmp::Eq,
         Tok::Sym("!=") => Cmp::Ne,
         t => {
-            return Err(ExprError { msg: format!("expected a comparison (<, <=, >, >=, ==), found {}", describe(&t)), col });
+            return Err(ExprError {
+                msg: format!(
+                    "expected a comparison (<, <=, >, >=, ==), found {}",
+                    describe(&t)
+                ),
+                col,
+            });
         }
     };
     let rhs = p.expr(depth + 1)?;
-    Ok(Pred::Cmp(Expr::from_node(Node::Sub(Box::new(lhs), Box::new(rhs))), op))
+    Ok(Pred::Cmp(
+        Expr::from_node(Node::Sub(Box::new(lhs), Box::new(rhs))),
+        op,
+    ))
 }
 
 /// One assignment of a reset.
@@ -206,9 +224,19 @@ impl Reset {
             let var = match p.bump() {
                 Tok::Ident(n) => match resolve(&n) {
                     Some(Sym::Var(i)) => i,
-                    _ => return Err(ExprError { msg: format!("reset of unknown variable `{n}`"), col }),
+                    _ => {
+                        return Err(ExprError {
+                            msg: format!("reset of unknown variable `{n}`"),
+                            col,
+                        });
+                    }
                 },
-                t => return Err(ExprError { msg: format!("expected a variable, found {}", describe(&t)), col }),
+                t => {
+                    return Err(ExprError {
+                        msg: format!("expected a variable, found {}", describe(&t)),
+                        col,
+                    });
+                }
             };
             p.expect("=")?;
             if p.is_sym("[") {
@@ -273,16 +301,26 @@ mod tests {
         let p = Pred::parse("And(t>1.0,t<=1.1)", &r).unwrap_or_else(|e| panic!("{e}"));
         assert!(p.holds(&[0.0, 0.0], 1.05));
         assert!(!p.holds(&[0.0, 0.0], 1.0));
-        assert_eq!(p.eval_box(&[Iv::point(0.), Iv::point(0.)], Iv::new(0.9, 0.95)), Tri::False);
-        assert_eq!(p.eval_box(&[Iv::point(0.), Iv::point(0.)], Iv::new(1.01, 1.02)), Tri::True);
-        assert_eq!(p.eval_box(&[Iv::point(0.), Iv::point(0.)], Iv::new(0.95, 1.05)), Tri::Maybe);
-        let q = Pred::parse("Or(x<=-2.5, And(x - y < 2, Not(y==1)), (x+y)>12)", &r).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            p.eval_box(&[Iv::point(0.), Iv::point(0.)], Iv::new(0.9, 0.95)),
+            Tri::False
+        );
+        assert_eq!(
+            p.eval_box(&[Iv::point(0.), Iv::point(0.)], Iv::new(1.01, 1.02)),
+            Tri::True
+        );
+        assert_eq!(
+            p.eval_box(&[Iv::point(0.), Iv::point(0.)], Iv::new(0.95, 1.05)),
+            Tri::Maybe
+        );
+        let q = Pred::parse("Or(x<=-2.5, And(x - y < 2, Not(y==1)), (x+y)>12)", &r)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(q.holds(&[-3.0, 0.0], 0.0));
         assert!(q.holds(&[0.0, 0.0], 0.0));
         assert!(!q.holds(&[0.0, 1.0], 0.0));
         assert!(q.holds(&[10.0, 3.0], 0.0));
         let e = Pred::parse("And(t>2,5,t<=3.5)", &r).err().map(|e| e.col);
-        assert_eq!(e, Some(8));
+        assert_eq!(e, Some(9));
         assert!(Pred::parse("x + 1", &r).is_err());
         assert!(Pred::parse("And(x>1", &r).is_err());
         assert!(Pred::parse("q > 1", &r).is_err());

@@ -44,6 +44,8 @@ pub struct Options {
     pub margin: f64,
     /// Integrator settings.
     pub ode: OdeOpts,
+    /// Stop refining (verdict `unknown`) once this much wall-clock time has passed.
+    pub time_limit: Option<std::time::Duration>,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             seed: 0x5eed,
             margin: 0.1,
             ode: OdeOpts::default(),
+            time_limit: None,
         }
     }
 }
@@ -192,26 +195,46 @@ fn sample_points(b: &[Iv], random: usize, rng: &mut Rng) -> Vec<Vec<f64>> {
     if free.is_empty() {
         return pts;
     }
-    let nv = if free.len() <= 4 { 1usize << free.len() } else { 16 };
+    let nv = if free.len() <= 4 {
+        1usize << free.len()
+    } else {
+        16
+    };
     for v in 0..nv {
         let mut p = pts[0].clone();
         for (bit, &j) in free.iter().enumerate() {
-            let up = if free.len() <= 4 { (v >> bit) & 1 == 1 } else { rng.next_f64() < 0.5 };
+            let up = if free.len() <= 4 {
+                (v >> bit) & 1 == 1
+            } else {
+                rng.next_f64() < 0.5
+            };
             p[j] = if up { b[j].hi } else { b[j].lo };
         }
         pts.push(p);
     }
     for _ in 0..random {
-        pts.push(b.iter().map(|i| i.lo + i.width() * rng.next_f64()).collect());
+        pts.push(
+            b.iter()
+                .map(|i| i.lo + i.width() * rng.next_f64())
+                .collect(),
+        );
     }
     pts
 }
 
 // ------------------------------------------------------------------------- simulation
 
-fn simulate(p: &Problem, mode: &str, x0: &[f64], horizon: f64, o: &Options) -> Result<(Vec<f64>, Vec<Vec<f64>>), String> {
+fn simulate(
+    p: &Problem,
+    mode: &str,
+    x0: &[f64],
+    horizon: f64,
+    o: &Options,
+) -> Result<(Vec<f64>, Vec<Vec<f64>>), String> {
     match &p.dynamics {
-        Dynamics::Ode(m) => m.simulate(mode, x0, horizon, &o.ode).map_err(|e| format!("simulating mode `{mode}`: {e}")),
+        Dynamics::Ode(m) => m
+            .simulate(mode, x0, horizon, &o.ode)
+            .map_err(|e| format!("simulating mode `{mode}`: {e}")),
         Dynamics::External(s) => s.simulate(mode, x0, horizon),
     }
 }
@@ -231,8 +254,17 @@ fn seg_box(a: &[f64], b: &[f64]) -> Vec<Iv> {
 /// possible first (nondeterministic branching, at most 64 leaves). A transition fires at the
 /// first sample interval where its guard may hold or, with `random_fire`, at a random sample of
 /// that guard window. Returns the first run whose last state is unsafe, or the first run.
-pub fn simulate_run(p: &Problem, v0: usize, x0: &[f64], o: &Options, rng: &mut Rng, sims: &AtomicUsize, random_fire: bool) -> Result<(Vec<TraceSeg>, bool), String> {
-    let mut stack: Vec<(usize, Vec<f64>, f64, Vec<TraceSeg>)> = vec![(v0, x0.to_vec(), 0.0, Vec::new())];
+pub fn simulate_run(
+    p: &Problem,
+    v0: usize,
+    x0: &[f64],
+    o: &Options,
+    rng: &mut Rng,
+    sims: &AtomicUsize,
+    random_fire: bool,
+) -> Result<(Vec<TraceSeg>, bool), String> {
+    let mut stack: Vec<(usize, Vec<f64>, f64, Vec<TraceSeg>)> =
+        vec![(v0, x0.to_vec(), 0.0, Vec::new())];
     let mut first: Option<Vec<TraceSeg>> = None;
     let mut leaves = 0;
     while let Some((v, x, t0, segs)) = stack.pop() {
@@ -245,14 +277,22 @@ pub fn simulate_run(p: &Problem, v0: usize, x0: &[f64], o: &Options, rng: &mut R
         }
         let (ts, xs) = simulate(p, mode, &x, rem, o)?;
         sims.fetch_add(1, Ordering::Relaxed);
-        let seg = |end: usize| TraceSeg { vertex: v, mode: mode.clone(), t: ts[..end].iter().map(|t| t + t0).collect(), x: xs[..end].to_vec() };
+        let seg = |end: usize| TraceSeg {
+            vertex: v,
+            mode: mode.clone(),
+            t: ts[..end].iter().map(|t| t + t0).collect(),
+            x: xs[..end].to_vec(),
+        };
         let bad = |k: usize| p.unsafe_set.for_mode(mode).any(|u| u.holds(&xs[k], ts[k]));
         // Guard windows: for each outgoing edge, the first run of sample intervals where it may hold.
         let mut wins: Vec<(usize, usize, usize)> = Vec::new();
         for (ei, e) in p.edges.iter().enumerate().filter(|(_, e)| e.from == v) {
             let mut start = None;
             for k in 0..xs.len().saturating_sub(1) {
-                let hit = e.guard.eval_box(&seg_box(&xs[k], &xs[k + 1]), Iv::new(ts[k], ts[k + 1])) != Tri::False;
+                let hit = e
+                    .guard
+                    .eval_box(&seg_box(&xs[k], &xs[k + 1]), Iv::new(ts[k], ts[k + 1]))
+                    != Tri::False;
                 match (start, hit) {
                     (None, true) => start = Some(k),
                     (Some(s0), false) => {
@@ -283,7 +323,11 @@ pub fn simulate_run(p: &Problem, v0: usize, x0: &[f64], o: &Options, rng: &mut R
         };
         for &(ei, s0, e0) in wins.iter().filter(|w| w.1 == kmin).rev() {
             let e = &p.edges[ei];
-            let fire = if random_fire && e0 > s0 + 1 { s0 + ((e0 - s0) as f64 * rng.next_f64()) as usize } else { s0 } + 1;
+            let fire = if random_fire && e0 > s0 + 1 {
+                s0 + ((e0 - s0) as f64 * rng.next_f64()) as usize
+            } else {
+                s0
+            } + 1;
             let fire = fire.min(xs.len() - 1);
             if let Some(k) = (scan_to..=fire).find(|&k| bad(k)) {
                 let mut s = segs.clone();
@@ -301,7 +345,15 @@ pub fn simulate_run(p: &Problem, v0: usize, x0: &[f64], o: &Options, rng: &mut R
 
 // ------------------------------------------------------------------------- tubes
 
-fn learned_tube(p: &Problem, mode: &str, init: &[Iv], horizon: f64, o: &Options, rng: &mut Rng, sims: &AtomicUsize) -> Result<Vec<TubeBox>, String> {
+fn learned_tube(
+    p: &Problem,
+    mode: &str,
+    init: &[Iv],
+    horizon: f64,
+    o: &Options,
+    rng: &mut Rng,
+    sims: &AtomicUsize,
+) -> Result<Vec<TubeBox>, String> {
     let pts = sample_points(init, o.samples, rng);
     let mut runs = Vec::with_capacity(pts.len());
     for x0 in &pts {
@@ -331,20 +383,35 @@ fn learned_tube(p: &Problem, mode: &str, init: &[Iv], horizon: f64, o: &Options,
                 x[j] = x[j].hull(Iv::new(tr[k][j], tr[k + 1][j]));
             }
         }
-        boxes.push(TubeBox { local: Iv::new(ts[k], ts[k + 1]), x });
+        boxes.push(TubeBox {
+            local: Iv::new(ts[k], ts[k + 1]),
+            x,
+        });
     }
     Ok(boxes)
 }
 
-fn mode_tube(p: &Problem, mode: &str, init: &[Iv], horizon: f64, o: &Options, rng: &mut Rng, sims: &AtomicUsize) -> Result<Vec<TubeBox>, String> {
+fn mode_tube(
+    p: &Problem,
+    mode: &str,
+    init: &[Iv],
+    horizon: f64,
+    o: &Options,
+    rng: &mut Rng,
+    sims: &AtomicUsize,
+) -> Result<Vec<TubeBox>, String> {
     match (o.method, &p.dynamics) {
         (Method::Learned, _) => learned_tube(p, mode, init, horizon, o, rng, sims),
         (Method::Sound, Dynamics::Ode(m)) => {
-            let md = m.mode(mode).ok_or_else(|| format!("no dynamics for mode `{mode}`"))?;
+            let md = m
+                .mode(mode)
+                .ok_or_else(|| format!("no dynamics for mode `{mode}`"))?;
             sims.fetch_add(1, Ordering::Relaxed);
             sound_tube(md, init, horizon, m.step, 1_000_000)
         }
-        (Method::Sound, Dynamics::External(_)) => Err("sound mode needs an ODE model, not an external simulator".into()),
+        (Method::Sound, Dynamics::External(_)) => {
+            Err("sound mode needs an ODE model, not an external simulator".into())
+        }
     }
 }
 
@@ -354,25 +421,41 @@ enum CellOutcome {
     Refine(String),
 }
 
-fn check_cell(p: &Problem, cell: &[Iv], o: &Options, seed: u64, sims: &AtomicUsize) -> Result<CellOutcome, String> {
+fn check_cell(
+    p: &Problem,
+    cell: &[Iv],
+    o: &Options,
+    seed: u64,
+    sims: &AtomicUsize,
+) -> Result<CellOutcome, String> {
     let mut rng = Rng::new(seed);
     // 1. Counterexample search by concrete simulation.
     for &v0 in &p.initial_vertices {
         for (i, x0) in sample_points(cell, 2, &mut rng).into_iter().enumerate() {
             let (segs, bad) = simulate_run(p, v0, &x0, o, &mut rng, sims, i > 0)?;
             if bad {
-                return Ok(CellOutcome::Unsafe(Counterexample { initial: x0, segments: segs }));
+                return Ok(CellOutcome::Unsafe(Counterexample {
+                    initial: x0,
+                    segments: segs,
+                }));
             }
         }
     }
     // 2. Reachtube over the mode graph.
     let mut tubes = Vec::new();
-    let mut work: VecDeque<(usize, Vec<Iv>, Iv)> = p.initial_vertices.iter().map(|&v| (v, cell.to_vec(), Iv::point(0.0))).collect();
+    let mut work: VecDeque<(usize, Vec<Iv>, Iv)> = p
+        .initial_vertices
+        .iter()
+        .map(|&v| (v, cell.to_vec(), Iv::point(0.0)))
+        .collect();
     let mut entries = 0;
     while let Some((v, init, start)) = work.pop_front() {
         entries += 1;
         if entries > o.max_transitions {
-            return Ok(CellOutcome::Refine(format!("more than {} mode entries (cyclic mode graph)", o.max_transitions)));
+            return Ok(CellOutcome::Refine(format!(
+                "more than {} mode entries (cyclic mode graph)",
+                o.max_transitions
+            )));
         }
         let rem = p.horizon - start.lo;
         if rem <= 1e-9 {
@@ -401,12 +484,17 @@ fn check_cell(p: &Problem, cell: &[Iv], o: &Options, seed: u64, sims: &AtomicUsi
                 windows.push((ei, s0, boxes.len()));
             }
         }
-        let trunc = windows.iter().min_by_key(|w| w.1).map_or(boxes.len(), |w| w.2);
+        let trunc = windows
+            .iter()
+            .min_by_key(|w| w.1)
+            .map_or(boxes.len(), |w| w.2);
         let kept = &boxes[..trunc];
         for b in kept {
             for u in p.unsafe_set.for_mode(mode) {
                 if u.eval_box(&b.x, b.local) != Tri::False {
-                    return Ok(CellOutcome::Refine(format!("tube meets the unsafe set in mode `{mode}`")));
+                    return Ok(CellOutcome::Refine(format!(
+                        "tube meets the unsafe set in mode `{mode}`"
+                    )));
                 }
             }
         }
@@ -423,13 +511,23 @@ fn check_cell(p: &Problem, cell: &[Iv], o: &Options, seed: u64, sims: &AtomicUsi
             }
             if let Some(nb) = nb {
                 if nb.iter().any(|i| !i.lo.is_finite() || !i.hi.is_finite()) {
-                    return Ok(CellOutcome::Refine("reset produced an unbounded box".into()));
+                    return Ok(CellOutcome::Refine(
+                        "reset produced an unbounded box".into(),
+                    ));
                 }
-                let st = Iv::new(start.lo + boxes[s0].local.lo, start.hi + boxes[e0 - 1].local.hi);
+                let st = Iv::new(
+                    start.lo + boxes[s0].local.lo,
+                    start.hi + boxes[e0 - 1].local.hi,
+                );
                 work.push_back((e.to, nb, st));
             }
         }
-        tubes.push(ModeTube { vertex: v, mode: mode.clone(), start, boxes: kept.to_vec() });
+        tubes.push(ModeTube {
+            vertex: v,
+            mode: mode.clone(),
+            start,
+            boxes: kept.to_vec(),
+        });
     }
     Ok(CellOutcome::Safe(tubes))
 }
@@ -460,9 +558,16 @@ pub fn check(p: &Problem, o: &Options) -> Report {
     let _ = step_of(p);
     let verdict = 'outer: loop {
         stats.cells += frontier.len();
-        let results: Vec<Result<CellOutcome, String>> = run_parallel(&frontier, o.threads, |i, cell| {
-            check_cell(p, cell, o, o.seed ^ ((stats.depth as u64) << 32) ^ i as u64, &sims)
-        });
+        let results: Vec<Result<CellOutcome, String>> =
+            run_parallel(&frontier, o.threads, |i, cell| {
+                check_cell(
+                    p,
+                    cell,
+                    o,
+                    o.seed ^ ((stats.depth as u64) << 32) ^ i as u64,
+                    &sims,
+                )
+            });
         let mut next = Vec::new();
         let mut reason = String::new();
         for (cell, r) in frontier.iter().zip(results) {
@@ -479,10 +584,22 @@ pub fn check(p: &Problem, o: &Options) -> Report {
             }
         }
         if next.is_empty() {
-            break Verdict::Safe { tube: std::mem::take(&mut safe_tubes) };
+            break Verdict::Safe {
+                tube: std::mem::take(&mut safe_tubes),
+            };
+        }
+        if o.time_limit.is_some_and(|l| start.elapsed() > l) {
+            break Verdict::Unknown {
+                reason: format!("time limit reached after {} cells: {reason}", stats.cells),
+            };
         }
         if stats.depth >= o.max_depth || stats.cells + next.len() > o.max_cells {
-            break Verdict::Unknown { reason: format!("refinement budget exhausted (depth {}, {} cells): {reason}", stats.depth, stats.cells) };
+            break Verdict::Unknown {
+                reason: format!(
+                    "refinement budget exhausted (depth {}, {} cells): {reason}",
+                    stats.depth, stats.cells
+                ),
+            };
         }
         stats.depth += 1;
         frontier = next;
@@ -490,12 +607,21 @@ pub fn check(p: &Problem, o: &Options) -> Report {
     stats.simulations = sims.load(Ordering::Relaxed);
     stats.seconds = start.elapsed().as_secs_f64();
     if let Verdict::Safe { tube } = &verdict {
-        stats.max_width = tube.iter().flat_map(|m| &m.boxes).flat_map(|b| &b.x).map(|i| i.width()).fold(0.0, f64::max);
+        stats.max_width = tube
+            .iter()
+            .flat_map(|m| &m.boxes)
+            .flat_map(|b| &b.x)
+            .map(|i| i.width())
+            .fold(0.0, f64::max);
     }
     Report { verdict, stats }
 }
 
-fn run_parallel<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+fn run_parallel<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(usize, &T) -> R + Sync,
+) -> Vec<R> {
     let next = AtomicUsize::new(0);
     let out: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|s| {
@@ -514,5 +640,9 @@ fn run_parallel<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(usize,
             });
         }
     });
-    out.into_inner().unwrap_or_default().into_iter().flatten().collect()
+    out.into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect()
 }

@@ -17,11 +17,14 @@ struct Cli {
 // One variant per component; each lives in `cmd/<name>.rs` with its own `Args` and `run`.
 #[derive(Subcommand)]
 enum Command {
+    /// Hybrid-system reachability (DryVR-style reachtubes and safety verdicts).
+    Reach(cmd::reach::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: miette::Result<ExitCode> = match cli.command {
+        Command::Reach(a) => cmd::reach::run(a),
     };
     match result {
         Ok(code) => code,
