@@ -76,7 +76,10 @@ pub fn svg(p: &Problem, r: &Report, xi: Option<usize>, yi: usize) -> String {
         }
         Verdict::Unknown { .. } => {}
     }
-    let mut xr = Iv::new(f64::INFINITY, f64::NEG_INFINITY);
+    let mut xr = Iv {
+        lo: f64::INFINITY,
+        hi: f64::NEG_INFINITY,
+    };
     let mut yr = xr;
     for (a, b) in &rects {
         xr = Iv {

@@ -31,10 +31,14 @@ pub fn sound_tube(
         jac.push(row);
     }
     let f_iv = |x: &[Iv], t: Iv| -> Vec<Iv> { rhs.iter().map(|e| e.eval_iv(x, t)).collect() };
-    let w: Vec<f64> = init
+    // Isotropic weights (the largest half-width in every dimension): anisotropic box-scaled
+    // weights inflate the off-diagonal terms of the weighted log-norm by the aspect ratio.
+    let wmax = init
         .iter()
-        .map(|b| (b.width() / 2.0).max(1e-9 * (1.0 + b.mid().abs())))
-        .collect();
+        .map(|b| b.width() / 2.0)
+        .fold(0.0, f64::max)
+        .max(1e-12);
+    let w: Vec<f64> = vec![wmax; n];
     let mut c: Vec<f64> = init.iter().map(|b| b.mid()).collect();
     let mut r = 1.0f64;
     let tight = OdeOpts {
@@ -65,18 +69,17 @@ pub fn sound_tube(
             } else {
                 b
             };
-            let Some(e) = picard(&f_iv, &b, tiv, h) else {
+            let cp: Vec<Iv> = c.iter().map(|&v| Iv::point(v)).collect();
+            let encl = picard(&f_iv, &b, tiv, h).zip(picard(&f_iv, &cp, tiv, h));
+            let Some((e, ce)) = encl else {
                 if h < 1e-9 * (t1 - t0).max(1e-12) {
                     return Err(format!(
-                        "sound mode: no a priori enclosure at t = {t} (blow-up)"
+                        "sound mode: no a priori enclosure at t = {t} (blow-up; radius {r:.3e})"
                     ));
                 }
                 h /= 4.0;
                 continue;
             };
-            let cp: Vec<Iv> = c.iter().map(|&v| Iv::point(v)).collect();
-            let ce = picard(&f_iv, &cp, tiv, h)
-                .ok_or("sound mode: no enclosure of the centre trajectory")?;
             // Weighted logarithmic norm of the interval Jacobian over the enclosure.
             let mut mu = f64::NEG_INFINITY;
             for i in 0..n {

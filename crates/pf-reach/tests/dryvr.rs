@@ -248,3 +248,81 @@ fn external_simulator_protocol() {
         );
     }
 }
+
+/// The same entry points as the fuzz targets, over mutated DryVR files and random text.
+#[test]
+fn parser_never_panics_on_mutations() {
+    let mut seed = 0x1234_5678_9abc_def0u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let bases: Vec<String> = match dir() {
+        Some(d) => [
+            "input_thermo_with_reset.json",
+            "input_bouncing_ball.json",
+            "input_MergeSafe.json",
+        ]
+        .iter()
+        .filter_map(|n| std::fs::read_to_string(d.join(n)).ok())
+        .collect(),
+        None => vec![DECAY.replace("UNSAFE", "1")],
+    };
+    let alphabet = b"{}[]():,;@\"0123456789.-+*/^<>=eEtxyAndOr \n";
+    for base in &bases {
+        for _ in 0..150 {
+            let mut b = base.as_bytes().to_vec();
+            for _ in 0..(1 + next() % 4) {
+                let i = (next() as usize) % b.len().max(1);
+                match next() % 3 {
+                    0 => b[i] = alphabet[(next() as usize) % alphabet.len()],
+                    1 => {
+                        b.remove(i);
+                    }
+                    _ => b.insert(i, alphabet[(next() as usize) % alphabet.len()]),
+                }
+            }
+            if let Ok(s) = String::from_utf8(b)
+                && let Ok(p) = Problem::from_json_str(&s, "m.json", None)
+            {
+                {
+                    // Anything that parses must also be checkable without panicking (tiny budget).
+                    let o = Options {
+                        max_depth: 0,
+                        samples: 1,
+                        max_transitions: 8,
+                        ..Options::default()
+                    };
+                    let _ = check(&p, &o);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn outputs_render() {
+    let p = inline(&DECAY.replace("UNSAFE", "1.5"));
+    let r = check(&p, &Options::default());
+    let Verdict::Safe { tube } = &r.verdict else {
+        panic!("expected safe")
+    };
+    let csv = pf_reach::output::tube_csv(&p, tube);
+    let rows = tube.iter().map(|m| m.boxes.len()).sum::<usize>();
+    assert_eq!(csv.lines().count(), rows + 1);
+    assert!(csv.starts_with("vertex,mode,start_lo,start_hi,t_lo,t_hi,x_lo,x_hi,y_lo,y_hi"));
+    let svg = pf_reach::output::svg(&p, &r, Some(0), 1);
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("fill=\"#6a9fd8\"").count(), rows);
+    // Unsafe region (x > 1.5) lies outside the plotted tube range, so no unsafe cells; with a
+    // counterexample the polyline is drawn.
+    let bad = inline(&DECAY.replace("UNSAFE", "1.0"));
+    let rb = check(&bad, &Options::default());
+    let svg = pf_reach::output::svg(&bad, &rb, Some(0), 1);
+    assert!(svg.contains("<polyline") && svg.contains("#f4b6b6"));
+    let json = pf_reach::output::report_json(&bad, &rb);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+    assert_eq!(v["report"]["verdict"], "unsafe");
+}

@@ -113,6 +113,15 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+fn why(v: &pf_reach::Verdict) -> String {
+    match v {
+        pf_reach::Verdict::Unknown { reason } => {
+            format!("unknown ({})", reason.chars().take(50).collect::<String>())
+        }
+        o => o.label().to_string(),
+    }
+}
+
 fn growth(dir: &std::path::Path) {
     println!(
         "| problem | scale | learned verdict | learned time (s) | learned max width | sound verdict | sound time (s) | sound max width |"
@@ -127,7 +136,9 @@ fn growth(dir: &std::path::Path) {
             continue;
         };
         for scale in [0.25, 0.5, 1.0, 2.0, 4.0] {
+            // No unsafe set: every run yields a tube, whose width is what we measure.
             let mut p = base.clone();
+            p.unsafe_set = Default::default();
             for b in &mut p.initial {
                 let (m, w) = (b.mid(), b.width() / 2.0 * scale);
                 *b = pf_reach::interval::Iv::new(m - w, m + w);
@@ -150,7 +161,7 @@ fn growth(dir: &std::path::Path) {
                 l.verdict.label(),
                 l.stats.seconds,
                 l.stats.max_width,
-                s.verdict.label(),
+                why(&s.verdict),
                 s.stats.seconds,
                 s.stats.max_width
             );
