@@ -9,7 +9,11 @@ set -euo pipefail
 src=${1:?DryVR checkout}
 limit=${2:-120}
 work=$(mktemp -d /tmp/dryvr.XXXXXX)
-cp -r "$src"/. "$work"
+if [ -f "$src/HEAD" ] && [ -d "$src/objects" ]; then
+  git --git-dir="$src" archive HEAD | tar -x -C "$work"   # a bare mirror
+else
+  cp -r "$src"/. "$work"
+fi
 cd "$work"
 python3 -m venv venv
 venv/bin/pip install -q numpy scipy sympy z3-solver python-igraph matplotlib networkx glpk >&2
