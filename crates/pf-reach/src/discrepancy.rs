@@ -55,8 +55,8 @@ pub fn learn(
         Bloating::Piecewise => {
             let mut out = vec![vec![0.0; n]; m];
             for j in 0..n {
-                let scale = (0..m).map(|k| y[k][j]).fold(0.0, f64::max).max(FLOOR);
-                let eps = 1e-9 * scale;
+                // Relative to the initial spread (not the maximum, which a blow-up would dominate).
+                let eps = 1e-6 * (0..n).map(|q| y[0][q]).fold(0.0, f64::max).max(FLOOR);
                 let mut rad = y[0][j];
                 out[0][j] = rad.min(global[0][j]).max(y[0][j]);
                 for k in 1..m {

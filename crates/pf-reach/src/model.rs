@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::expr::{Expr, ExprError, Sym, derive};
-use crate::ode::{OdeError, OdeOpts, integrate};
+use crate::ode::{OdeError, OdeOpts, integrate_partial};
 
 /// Dynamics of one mode.
 #[derive(Clone, Debug)]
@@ -106,8 +106,23 @@ impl OdeModel {
         horizon: f64,
         o: &OdeOpts,
     ) -> Result<(Vec<f64>, Vec<Vec<f64>>), OdeError> {
+        match self.simulate_partial(mode, x0, horizon, o) {
+            (ts, xs, None) => Ok((ts, xs)),
+            (_, _, Some(e)) => Err(e),
+        }
+    }
+
+    /// Like [`OdeModel::simulate`], but on an integration error returns the samples reached
+    /// before it (times truncated to match) together with the error.
+    pub fn simulate_partial(
+        &self,
+        mode: &str,
+        x0: &[f64],
+        horizon: f64,
+        o: &OdeOpts,
+    ) -> (Vec<f64>, Vec<Vec<f64>>, Option<OdeError>) {
         let Some(m) = self.mode(mode) else {
-            return Err(OdeError::NonFinite { t: 0.0 });
+            return (vec![], vec![], Some(OdeError::NonFinite { t: 0.0 }));
         };
         let ts = time_grid(horizon, self.step);
         let xi: Vec<f64> = match &m.entry {
@@ -129,8 +144,10 @@ impl OdeModel {
                 *di = e.eval(x, t);
             }
         };
-        let xs = integrate(&f, &xi, &ts, o)?;
-        let xs = match &m.output {
+        let (xs, mut err) = integrate_partial(&f, &xi, &ts, o);
+        let mut ts = ts;
+        ts.truncate(xs.len());
+        let xs: Vec<Vec<f64>> = match &m.output {
             Some(out) => xs
                 .iter()
                 .zip(&ts)
@@ -138,12 +155,18 @@ impl OdeModel {
                 .collect(),
             None => xs,
         };
-        for (x, &t) in xs.iter().zip(&ts) {
+        let mut keep = xs.len();
+        for (k, (x, &t)) in xs.iter().zip(&ts).enumerate() {
             if x.iter().any(|v| !v.is_finite()) {
-                return Err(OdeError::NonFinite { t });
+                keep = k;
+                err = err.or(Some(OdeError::NonFinite { t }));
+                break;
             }
         }
-        Ok((ts, xs))
+        let (mut ts, mut xs) = (ts, xs);
+        ts.truncate(keep);
+        xs.truncate(keep);
+        (ts, xs, err)
     }
 }
 

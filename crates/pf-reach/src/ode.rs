@@ -90,10 +90,36 @@ pub fn integrate(
     times: &[f64],
     o: &OdeOpts,
 ) -> Result<Vec<Vec<f64>>, OdeError> {
-    let n = x0.len();
     let mut out = Vec::with_capacity(times.len());
+    match integrate_into(f, x0, times, o, &mut out) {
+        Ok(()) => Ok(out),
+        Err(e) => Err(e),
+    }
+}
+
+/// Like [`integrate`], but keeps the states reached before an error: returns the samples
+/// computed so far (a prefix of `times`) and the error, if any.
+pub fn integrate_partial(
+    f: &Rhs<'_>,
+    x0: &[f64],
+    times: &[f64],
+    o: &OdeOpts,
+) -> (Vec<Vec<f64>>, Option<OdeError>) {
+    let mut out = Vec::with_capacity(times.len());
+    let e = integrate_into(f, x0, times, o, &mut out).err();
+    (out, e)
+}
+
+fn integrate_into(
+    f: &Rhs<'_>,
+    x0: &[f64],
+    times: &[f64],
+    o: &OdeOpts,
+    out: &mut Vec<Vec<f64>>,
+) -> Result<(), OdeError> {
+    let n = x0.len();
     let Some(&t0) = times.first() else {
-        return Ok(out);
+        return Ok(());
     };
     let mut x = x0.to_vec();
     if x.iter().any(|v| !v.is_finite()) {
@@ -203,7 +229,7 @@ pub fn integrate(
         }
         out.push(x.clone());
     }
-    Ok(out)
+    Ok(())
 }
 
 fn stage(x: &[f64], k0: &[f64], h: f64, a: &[f64], out: &mut [f64], k: &[Vec<f64>]) {

@@ -224,18 +224,23 @@ fn sample_points(b: &[Iv], random: usize, rng: &mut Rng) -> Vec<Vec<f64>> {
 
 // ------------------------------------------------------------------------- simulation
 
+/// Simulate one mode; on failure, the samples reached before it and the reason.
 fn simulate(
     p: &Problem,
     mode: &str,
     x0: &[f64],
     horizon: f64,
     o: &Options,
-) -> Result<(Vec<f64>, Vec<Vec<f64>>), String> {
+) -> (Vec<f64>, Vec<Vec<f64>>, Option<String>) {
     match &p.dynamics {
-        Dynamics::Ode(m) => m
-            .simulate(mode, x0, horizon, &o.ode)
-            .map_err(|e| format!("simulating mode `{mode}`: {e}")),
-        Dynamics::External(s) => s.simulate(mode, x0, horizon),
+        Dynamics::Ode(m) => {
+            let (ts, xs, e) = m.simulate_partial(mode, x0, horizon, &o.ode);
+            (ts, xs, e.map(|e| format!("simulating mode `{mode}`: {e}")))
+        }
+        Dynamics::External(s) => match s.simulate(mode, x0, horizon) {
+            Ok((t, x)) => (t, x, None),
+            Err(e) => (vec![], vec![], Some(e)),
+        },
     }
 }
 
@@ -275,8 +280,11 @@ pub fn simulate_run(
             first.get_or_insert(segs);
             continue;
         }
-        let (ts, xs) = simulate(p, mode, &x, rem, o)?;
+        let (ts, xs, serr) = simulate(p, mode, &x, rem, o);
         sims.fetch_add(1, Ordering::Relaxed);
+        if xs.is_empty() {
+            return Err(serr.unwrap_or_else(|| "simulator returned no samples".into()));
+        }
         let seg = |end: usize| TraceSeg {
             vertex: v,
             mode: mode.clone(),
@@ -315,6 +323,10 @@ pub fn simulate_run(
             return Ok((s, true));
         }
         let Some(kmin) = kmin else {
+            // A run that fails before any transition fires cannot be continued.
+            if let Some(e) = serr {
+                return Err(e);
+            }
             leaves += 1;
             let mut s = segs;
             s.push(seg(xs.len()));
@@ -353,19 +365,35 @@ fn learned_tube(
     o: &Options,
     rng: &mut Rng,
     sims: &AtomicUsize,
-) -> Result<Vec<TubeBox>, String> {
+) -> Result<(Vec<TubeBox>, Option<String>), String> {
     let pts = sample_points(init, o.samples, rng);
     let mut runs = Vec::with_capacity(pts.len());
+    let mut failure: Option<String> = None;
     for x0 in &pts {
-        runs.push(simulate(p, mode, x0, horizon, o)?);
+        let (ts, xs, e) = simulate(p, mode, x0, horizon, o);
         sims.fetch_add(1, Ordering::Relaxed);
+        if failure.is_none() {
+            failure = e;
+        }
+        runs.push((ts, xs));
     }
-    let (ts, c) = runs[0].clone();
-    let m = ts.len();
-    let others: Vec<Vec<Vec<f64>>> = runs[1..].iter().map(|(_, x)| x.clone()).collect();
-    if others.iter().any(|x| x.len() != m) {
+    // On a simulation failure, keep the common prefix: the caller may only use it up to a
+    // transition that happens before the failure.
+    let m = runs
+        .iter()
+        .map(|(t, x)| t.len().min(x.len()))
+        .min()
+        .unwrap_or(0);
+    if m < 2 {
+        return Err(failure.unwrap_or_else(|| "simulator returned fewer than two samples".into()));
+    }
+    if failure.is_none() && runs.iter().any(|(t, _)| t.len() != m) {
         return Err("simulator returned traces of different lengths for one mode".into());
     }
+    let (mut ts, mut c) = runs[0].clone();
+    ts.truncate(m);
+    c.truncate(m);
+    let others: Vec<Vec<Vec<f64>>> = runs[1..].iter().map(|(_, x)| x[..m].to_vec()).collect();
     let r: Vec<f64> = init.iter().map(|b| b.width() / 2.0).collect();
     let rad = learn(p.bloating, &ts, &c, &others, &r);
     let n = init.len();
@@ -388,7 +416,7 @@ fn learned_tube(
             x,
         });
     }
-    Ok(boxes)
+    Ok((boxes, failure))
 }
 
 fn mode_tube(
@@ -399,7 +427,7 @@ fn mode_tube(
     o: &Options,
     rng: &mut Rng,
     sims: &AtomicUsize,
-) -> Result<Vec<TubeBox>, String> {
+) -> Result<(Vec<TubeBox>, Option<String>), String> {
     match (o.method, &p.dynamics) {
         (Method::Learned, _) => learned_tube(p, mode, init, horizon, o, rng, sims),
         (Method::Sound, Dynamics::Ode(m)) => {
@@ -407,7 +435,7 @@ fn mode_tube(
                 .mode(mode)
                 .ok_or_else(|| format!("no dynamics for mode `{mode}`"))?;
             sims.fetch_add(1, Ordering::Relaxed);
-            sound_tube(md, init, horizon, m.step, 1_000_000)
+            sound_tube(md, init, horizon, m.step, 1_000_000).map(|b| (b, None))
         }
         (Method::Sound, Dynamics::External(_)) => {
             Err("sound mode needs an ODE model, not an external simulator".into())
@@ -462,7 +490,7 @@ fn check_cell(
             continue;
         }
         let mode = &p.vertices[v];
-        let boxes = mode_tube(p, mode, &init, rem, o, &mut rng, sims)?;
+        let (boxes, failure) = mode_tube(p, mode, &init, rem, o, &mut rng, sims)?;
         // First window of each outgoing guard.
         let outs: Vec<_> = p.edges.iter().filter(|e| e.from == v).collect();
         let mut windows: Vec<(usize, usize, usize)> = Vec::new(); // (edge idx in outs, start, end excl.)
@@ -488,6 +516,12 @@ fn check_cell(
             .iter()
             .min_by_key(|w| w.1)
             .map_or(boxes.len(), |w| w.2);
+        // A simulation failed: the tube is usable only if a transition cuts it before the end.
+        if let Some(e) = failure
+            && trunc == boxes.len()
+        {
+            return Err(e);
+        }
         let kept = &boxes[..trunc];
         for b in kept {
             for u in p.unsafe_set.for_mode(mode) {

@@ -326,3 +326,43 @@ fn outputs_render() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
     assert_eq!(v["report"]["verdict"], "unsafe");
 }
+
+#[test]
+fn transition_before_blow_up_is_used() {
+    // In mode A, x' = x^2 blows up at t = 1 - 1/x0 ... ~ 1; the guard leaves A at t in (0.5, 0.6].
+    let json = r#"{
+      "vertex": ["A", "B"], "edge": [[0, 1]], "variables": ["x"],
+      "guards": ["And(t>0.5, t<=0.6)"],
+      "initialSet": [[0.95], [1.0]],
+      "unsafeSet": "@Allmode:x>10",
+      "timeHorizon": 3.0, "bloatingMethod": "PW",
+      "dynamics": {"step": 0.05, "modes": {"A": {"x": "x^2"}, "B": {"x": "0"}}}
+    }"#;
+    let p = inline(json);
+    let r = check(&p, &Options::default());
+    assert_eq!(
+        r.verdict.label(),
+        "safe",
+        "{:?}",
+        if let Verdict::Unknown { reason } = &r.verdict {
+            reason.clone()
+        } else {
+            String::new()
+        }
+    );
+    // Without the transition the run really exceeds 10 before blowing up: a counterexample.
+    let p = inline(&json.replace("t>0.5, t<=0.6", "t>5, t<=6"));
+    assert_real_counterexample(&p, &check(&p, &Options::default()).verdict);
+    // With an unreachable unsafe set the blow-up is reported as unknown, not a panic or a hang.
+    let p = inline(
+        &json
+            .replace("t>0.5, t<=0.6", "t>5, t<=6")
+            .replace("x>10", "x<-1"),
+    );
+    let r = check(&p, &Options::default());
+    assert!(
+        matches!(&r.verdict, Verdict::Unknown { reason } if reason.contains("NaN") || reason.contains("underflow") || reason.contains("budget")),
+        "{}",
+        r.verdict.label()
+    );
+}
