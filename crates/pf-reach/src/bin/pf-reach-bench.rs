@@ -131,6 +131,8 @@ fn growth(dir: &std::path::Path) {
         "input_vanderpol.json",
         "input_jetEngine.json",
         "input_bruss.json",
+        "input_thermo.json",
+        "input_thermo_with_reset.json",
     ] {
         let Ok(base) = Problem::load(&dir.join(name)) else {
             continue;
