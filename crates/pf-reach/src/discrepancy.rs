@@ -53,23 +53,37 @@ pub fn learn(
     match method {
         Bloating::Global => Some(global),
         Bloating::Piecewise => {
+            // The chain runs on max-norm distances over all dimensions: a per-dimension chain
+            // explodes whenever one coordinate's distance crosses zero. Each dimension is then
+            // capped by its own global fit (both bounds lie above every sample).
+            let dist = |x: &Vec<Vec<f64>>, k: usize, d0: f64| {
+                (0..n)
+                    .map(|j| (x[k][j] - c[k][j]).abs())
+                    .fold(0.0, f64::max)
+                    / d0
+            };
+            // Floor relative to the initial spread (not the maximum, which a blow-up dominates).
+            let eps = 1e-6 * (0..n).map(|q| y[0][q]).fold(0.0, f64::max).max(FLOOR);
             let mut out = vec![vec![0.0; n]; m];
-            for j in 0..n {
-                // Relative to the initial spread (not the maximum, which a blow-up would dominate).
-                let eps = 1e-6 * (0..n).map(|q| y[0][q]).fold(0.0, f64::max).max(FLOOR);
-                let mut rad = y[0][j];
-                out[0][j] = rad.min(global[0][j]).max(y[0][j]);
-                for k in 1..m {
+            let mut rad = used
+                .iter()
+                .map(|(x, d0)| dist(x, 0, *d0))
+                .fold(0.0, f64::max);
+            for k in 0..m {
+                if k > 0 {
                     let mut ratio: f64 = 0.0;
                     for (x, d0) in &used {
-                        let a = (x[k - 1][j] - c[k - 1][j]).abs() / d0 + eps;
-                        let b = (x[k][j] - c[k][j]).abs() / d0 + eps;
-                        ratio = ratio.max(b / a);
+                        ratio = ratio.max((dist(x, k, *d0) + eps) / (dist(x, k - 1, *d0) + eps));
                     }
-                    rad = (rad + eps) * ratio;
-                    // Both the chained bound and the global fit lie above every sample.
-                    rad = rad.min(global[k][j]).max(y[k][j]);
-                    out[k][j] = rad;
+                    let env = used
+                        .iter()
+                        .map(|(x, d0)| dist(x, k, *d0))
+                        .fold(0.0, f64::max);
+                    let gmax = global[k].iter().copied().fold(0.0, f64::max);
+                    rad = ((rad + eps) * ratio).min(gmax).max(env);
+                }
+                for j in 0..n {
+                    out[k][j] = rad.min(global[k][j]).max(y[k][j]);
                 }
             }
             Some(out)
