@@ -5,6 +5,7 @@
 //! traces into reachtubes, and returns `safe` (with the tube), `unsafe` (with a simulated
 //! counterexample) or `unknown` after refining the initial set.
 
+pub mod deriv;
 pub mod discrepancy;
 pub mod expr;
 pub mod external;

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use crate::expr::{Expr, ExprError, Sym, derive};
+use crate::deriv::derive;
+use crate::expr::{Expr, ExprError, Sym};
 use crate::ode::{OdeError, OdeOpts, integrate_partial};
 
 /// Dynamics of one mode.

@@ -3,7 +3,8 @@
 //! (the matrix measure μ∞ of Fan & Mitra's on-the-fly discrepancy, applied over the enclosure):
 //! if `|x(t_k) - c(t_k)|_w <= r_k` then `|x(t) - c(t)|_w <= r_k e^{μ (t - t_k)}` on the step.
 
-use crate::expr::{Expr, derive};
+use crate::deriv::derive;
+use crate::expr::Expr;
 use crate::interval::Iv;
 use crate::model::{ModeDyn, time_grid};
 use crate::ode::{OdeOpts, integrate};
