@@ -36,6 +36,8 @@ pub struct Options {
     pub max_cells: usize,
     /// Maximum mode entries explored per cell (bounds cyclic mode graphs).
     pub max_transitions: usize,
+    /// How often the entry box of one mode may be split when its tube meets the unsafe set.
+    pub mode_splits: usize,
     /// Worker threads for refinement.
     pub threads: usize,
     /// Seed of the sampler.
@@ -56,6 +58,7 @@ impl Default for Options {
             max_depth: 6,
             max_cells: 128,
             max_transitions: 200,
+            mode_splits: 4,
             threads: 2,
             seed: 0x5eed,
             margin: 0.1,
@@ -471,13 +474,14 @@ fn check_cell(
     }
     // 2. Reachtube over the mode graph.
     let mut tubes = Vec::new();
-    let mut work: VecDeque<(usize, Vec<Iv>, Iv)> = p
+    // Work items: vertex, entry box, global entry time, how often this entry box was split.
+    let mut work: VecDeque<(usize, Vec<Iv>, Iv, usize)> = p
         .initial_vertices
         .iter()
-        .map(|&v| (v, cell.to_vec(), Iv::point(0.0)))
+        .map(|&v| (v, cell.to_vec(), Iv::point(0.0), 0))
         .collect();
     let mut entries = 0;
-    while let Some((v, init, start)) = work.pop_front() {
+    while let Some((v, init, start, splits)) = work.pop_front() {
         entries += 1;
         if entries > o.max_transitions {
             return Ok(CellOutcome::Refine(format!(
@@ -523,14 +527,30 @@ fn check_cell(
             return Err(e);
         }
         let kept = &boxes[..trunc];
-        for b in kept {
-            for u in p.unsafe_set.for_mode(mode) {
-                if u.eval_box(&b.x, b.local) != Tri::False {
-                    return Ok(CellOutcome::Refine(format!(
-                        "tube meets the unsafe set in mode `{mode}`"
-                    )));
-                }
+        let meets = kept.iter().any(|b| {
+            p.unsafe_set
+                .for_mode(mode)
+                .any(|u| u.eval_box(&b.x, b.local) != Tri::False)
+        });
+        if meets {
+            // DryVR refines the entry set of the mode where the check fails: split it (along
+            // its widest dimension) and check both halves, up to `mode_splits` times; beyond
+            // that, the whole cell is refined.
+            if splits < o.mode_splits && init.iter().any(|i| i.width() > 0.0) {
+                let j = (0..init.len())
+                    .max_by(|&a, &b| init[a].width().total_cmp(&init[b].width()))
+                    .unwrap_or(0);
+                let m = init[j].mid();
+                let (mut a, mut b) = (init.clone(), init.clone());
+                a[j] = Iv::new(init[j].lo, m);
+                b[j] = Iv::new(m, init[j].hi);
+                work.push_back((v, a, start, splits + 1));
+                work.push_back((v, b, start, splits + 1));
+                continue;
             }
+            return Ok(CellOutcome::Refine(format!(
+                "tube meets the unsafe set in mode `{mode}`"
+            )));
         }
         for &(ei, s0, e0) in windows.iter().filter(|w| w.1 < trunc) {
             let e = outs[ei];
@@ -553,7 +573,7 @@ fn check_cell(
                     start.lo + boxes[s0].local.lo,
                     start.hi + boxes[e0 - 1].local.hi,
                 );
-                work.push_back((e.to, nb, st));
+                work.push_back((e.to, nb, st, 0));
             }
         }
         tubes.push(ModeTube {
