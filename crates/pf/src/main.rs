@@ -33,6 +33,8 @@ enum Command {
     Lean(cmd::lean::Args),
     /// Transparency ledger: init, append, serve, verify, tail, find, fsck, witness.
     Ledger(cmd::ledger::Args),
+    /// Hybrid-system reachability (DryVR-style reachtubes and safety verdicts).
+    Reach(cmd::reach::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Nnv(args) => cmd::nnv::run(args),
         Command::Lean(a) => cmd::lean::run(a),
         Command::Ledger(args) => cmd::ledger::run(args),
+        Command::Reach(a) => cmd::reach::run(a),
     };
     match result {
         Ok(code) => code,
