@@ -20,12 +20,16 @@ enum Command {
     /// Agent specs: lint, init, fmt, digest, schema.
     #[command(subcommand)]
     Spec(cmd::spec::Args),
+    /// Policy kernel: compile a spec into a decision program, decide one call.
+    #[command(subcommand)]
+    Policy(cmd::policy::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: miette::Result<ExitCode> = match cli.command {
         Command::Spec(args) => cmd::spec::run(args),
+        Command::Policy(args) => cmd::policy::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 //! Subcommands of `pf`, one module each.
 
+pub mod policy;
 pub mod spec;
 
 /// Exit code for input that was read and found invalid (a failed lint, a failed verification).
