@@ -421,3 +421,11 @@ fn program_json_is_deterministic_and_names_every_tool() {
         json!(["send_email.to", "issue_refund.order_id"])
     );
 }
+
+#[test]
+fn policy_can_be_shared_across_threads_and_sessions_can_move() {
+    fn shared<T: Send + Sync>() {}
+    fn movable<T: Send>() {}
+    shared::<Policy>();
+    movable::<pf_policy::SessionState>();
+}
