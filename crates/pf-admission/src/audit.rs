@@ -63,10 +63,15 @@ pub trait DecisionLog: Send + Sync {
     fn append(&self, record: &DecisionRecord) -> Result<u64, AuditError>;
 }
 
-/// A JSON Lines file: one record per line, fsynced after each append.
+/// A JSON Lines file: one record per line, durable (fsynced) before `append` returns.
+///
+/// Appends use group commit: a writer that finds its line already covered by another writer's
+/// fsync returns without syncing again, so concurrent decisions share one fsync.
 pub struct JsonlLog {
     path: PathBuf,
     inner: Mutex<(File, u64)>,
+    /// Number of lines known to be on disk; the lock also serialises fsyncs.
+    synced: Mutex<(File, u64)>,
 }
 
 impl JsonlLog {
@@ -102,9 +107,11 @@ impl JsonlLog {
             file.write_all(b"\n").map_err(io)?;
             file.sync_data().map_err(io)?;
         }
+        let sync_handle = file.try_clone().map_err(io)?;
         Ok(Self {
             path: path.to_path_buf(),
             inner: Mutex::new((file, count)),
+            synced: Mutex::new((sync_handle, count)),
         })
     }
 
@@ -132,16 +139,25 @@ impl DecisionLog for JsonlLog {
         let mut line =
             serde_json::to_vec(record).map_err(|e| AuditError::Backend(e.to_string()))?;
         line.push(b'\n');
-        let mut guard = self.inner.lock().map_err(|_| AuditError::Poisoned)?;
-        let (file, count) = &mut *guard;
         let io = |source| AuditError::Io {
             path: self.path.clone(),
             source,
         };
-        file.write_all(&line).map_err(io)?;
-        file.sync_data().map_err(io)?;
-        let index = *count;
-        *count += 1;
+        let index = {
+            let mut guard = self.inner.lock().map_err(|_| AuditError::Poisoned)?;
+            let (file, count) = &mut *guard;
+            file.write_all(&line).map_err(io)?;
+            let index = *count;
+            *count += 1;
+            index
+        };
+        let mut synced = self.synced.lock().map_err(|_| AuditError::Poisoned)?;
+        if synced.1 <= index {
+            // Everything written before this point (at least up to `index`) becomes durable.
+            let written = self.inner.lock().map_err(|_| AuditError::Poisoned)?.1;
+            synced.0.sync_data().map_err(io)?;
+            synced.1 = written;
+        }
         Ok(index)
     }
 }
@@ -196,6 +212,30 @@ mod tests {
             text.lines().nth(1).map(|l| l.contains("\"uid\":\"x\"")),
             Some(true)
         );
+    }
+
+    #[test]
+    fn concurrent_appends_get_distinct_indices_and_whole_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("audit.jsonl");
+        let log = std::sync::Arc::new(JsonlLog::open(&p).expect("open"));
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let log = std::sync::Arc::clone(&log);
+                std::thread::spawn(move || {
+                    (0..25)
+                        .map(|i| log.append(&rec(&format!("{t}-{i}"))).expect("append"))
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<u64> = handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("join"))
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..200).collect::<Vec<u64>>());
+        assert_eq!(JsonlLog::read_all(&p).expect("read").len(), 200);
     }
 
     #[test]

@@ -26,6 +26,11 @@ enum Command {
     Bundle(cmd::bundle::Args),
     /// Manage Ed25519 signing keys.
     Key(cmd::key::Args),
+    /// Kubernetes admission webhooks: serve, certs, crds.
+    #[command(subcommand)]
+    Admission(cmd::admission::Args),
+    /// Kubernetes operator reconciling AgentDeployments.
+    Operator(cmd::admission::OperatorArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +40,8 @@ fn main() -> ExitCode {
         Command::Spec(args) => cmd::spec::run(args),
         Command::Bundle(args) => cmd::bundle::run(args),
         Command::Key(args) => cmd::key::run(args),
+        Command::Admission(args) => cmd::admission::run(args),
+        Command::Operator(args) => cmd::admission::run_operator(args),
     };
     match result {
         Ok(code) => code,

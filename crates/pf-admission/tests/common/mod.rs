@@ -252,6 +252,19 @@ impl Conn {
         (status, body)
     }
 
+    /// Like [`Conn::request`], but a connection error is returned instead of panicking.
+    pub async fn try_request(&mut self, path: &str, body: Vec<u8>) -> Result<u16, hyper::Error> {
+        let req = http::Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .expect("request");
+        self.sender.ready().await?;
+        Ok(self.sender.send_request(req).await?.status().as_u16())
+    }
+
     pub async fn post(&mut self, path: &str, body: &str) -> (u16, Vec<u8>) {
         self.request(
             "POST",
