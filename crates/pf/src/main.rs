@@ -38,6 +38,11 @@ enum Command {
     /// Policy kernel: compile a spec into a decision program, decide one call.
     #[command(subcommand)]
     Policy(cmd::policy::Args),
+    /// Kubernetes admission webhooks: serve, certs, crds.
+    #[command(subcommand)]
+    Admission(cmd::admission::Args),
+    /// Kubernetes operator reconciling AgentDeployments.
+    Operator(cmd::admission::OperatorArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +57,8 @@ fn main() -> ExitCode {
         Command::Ledger(args) => cmd::ledger::run(args),
         Command::Reach(a) => cmd::reach::run(a),
         Command::Policy(args) => cmd::policy::run(args),
+        Command::Admission(args) => cmd::admission::run(args),
+        Command::Operator(args) => cmd::admission::run_operator(args),
     };
     match result {
         Ok(code) => code,

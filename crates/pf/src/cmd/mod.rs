@@ -1,5 +1,6 @@
 //! Subcommands of `pf`, one module each.
 
+pub mod admission;
 pub mod bundle;
 pub mod demo;
 pub mod key;
