@@ -20,12 +20,18 @@ enum Command {
     /// Agent specs: lint, init, fmt, digest, schema.
     #[command(subcommand)]
     Spec(cmd::spec::Args),
+    /// Inspect, sign and verify agent bundles.
+    Bundle(cmd::bundle::Args),
+    /// Manage Ed25519 signing keys.
+    Key(cmd::key::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: miette::Result<ExitCode> = match cli.command {
         Command::Spec(args) => cmd::spec::run(args),
+        Command::Bundle(args) => cmd::bundle::run(args),
+        Command::Key(args) => cmd::key::run(args),
     };
     match result {
         Ok(code) => code,

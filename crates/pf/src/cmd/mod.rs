@@ -1,5 +1,7 @@
 //! Subcommands of `pf`, one module each.
 
+pub mod bundle;
+pub mod key;
 pub mod spec;
 
 /// Exit code for input that was read and found invalid (a failed lint, a failed verification).

@@ -1,0 +1,203 @@
+//! `pf bundle`: inspect, sign and verify `.pfb` bundles (the work is in `pf-bundle`).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use miette::{IntoDiagnostic, WrapErr};
+use pf_bundle::dsse::MAX_ENVELOPE_SIZE;
+use pf_bundle::{Envelope, Limits, TrustPolicy};
+
+/// Exit code when a bundle fails verification (bad signature, digest or policy).
+pub const EXIT_REJECTED: u8 = 2;
+
+/// Inspect, sign and verify agent bundles.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: BundleCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum BundleCommand {
+    /// Check a bundle and list its files with sizes and sha256 digests.
+    Inspect {
+        /// The `.pfb` file.
+        bundle: PathBuf,
+        /// Print the manifest and digests as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign a bundle: writes (or adds a signature to) a DSSE envelope with an in-toto statement.
+    Sign {
+        /// The `.pfb` file.
+        bundle: PathBuf,
+        /// PKCS#8 private key PEM.
+        #[arg(long)]
+        key: PathBuf,
+        /// Envelope file [default: BUNDLE.dsse.json]; if it exists, the signature is added to it.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Verify a bundle's digests and signatures against a k-of-n trust policy.
+    Verify {
+        /// The `.pfb` file.
+        bundle: PathBuf,
+        /// Trust policy JSON (`threshold` and `keys`).
+        #[arg(long)]
+        trust: PathBuf,
+        /// Envelope file [default: BUNDLE.dsse.json].
+        #[arg(long)]
+        sig: Option<PathBuf>,
+    },
+}
+
+/// Runs `pf bundle`.
+pub fn run(args: Args) -> miette::Result<ExitCode> {
+    let limits = Limits::default();
+    match args.command {
+        BundleCommand::Inspect { bundle, json } => inspect(&bundle, json, &limits),
+        BundleCommand::Sign { bundle, key, out } => sign(&bundle, &key, out, &limits),
+        BundleCommand::Verify { bundle, trust, sig } => verify(&bundle, &trust, sig, &limits),
+    }
+}
+
+fn default_envelope_path(bundle: &Path) -> PathBuf {
+    let mut s = bundle.as_os_str().to_owned();
+    s.push(".dsse.json");
+    PathBuf::from(s)
+}
+
+fn inspect(path: &Path, json: bool, limits: &Limits) -> miette::Result<ExitCode> {
+    let b = pf_bundle::open_file(path, limits)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("{} is not a valid bundle", path.display()))?;
+    if json {
+        let v = serde_json::json!({
+            "digest": { "sha256": b.digest.to_hex() },
+            "manifestDigest": { "sha256": b.manifest_digest.to_hex() },
+            "manifest": b.manifest,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).into_diagnostic()?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("bundle    {}", path.display());
+    println!(
+        "spec      {} {}",
+        b.manifest.spec.name, b.manifest.spec.version
+    );
+    println!("digest    sha256:{}", b.digest);
+    println!("manifest  sha256:{}", b.manifest_digest);
+    println!(
+        "files     {} ({} bytes)",
+        b.manifest.files.len(),
+        b.manifest.total_size()
+    );
+    for f in &b.manifest.files {
+        println!("  {}  {:>10}  {}", f.sha256, f.size, f.path);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_envelope(path: &Path) -> miette::Result<Envelope> {
+    let meta = fs::metadata(path)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot read {}", path.display()))?;
+    if meta.len() > MAX_ENVELOPE_SIZE as u64 {
+        miette::bail!(
+            "{} is {} bytes, larger than any envelope ({MAX_ENVELOPE_SIZE})",
+            path.display(),
+            meta.len()
+        );
+    }
+    let bytes = fs::read(path)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot read {}", path.display()))?;
+    Envelope::from_json(&bytes)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("{} is not a DSSE envelope", path.display()))
+}
+
+fn sign(
+    bundle: &Path,
+    key: &Path,
+    out: Option<PathBuf>,
+    limits: &Limits,
+) -> miette::Result<ExitCode> {
+    let key = pf_bundle::keys::read_signing_key(key).into_diagnostic()?;
+    let archive = pf_bundle::open::read_archive(bundle, limits).into_diagnostic()?;
+    let out = out.unwrap_or_else(|| default_envelope_path(bundle));
+    let existing = if out.exists() {
+        Some(read_envelope(&out)?)
+    } else {
+        None
+    };
+    let env = pf_bundle::sign_bundle(&archive, &key, existing, limits)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot sign {}", bundle.display()))?;
+    write_atomic(&out, env.to_json().as_bytes())?;
+    println!(
+        "signed {} with key {} ({} signature(s) in {})",
+        bundle.display(),
+        pf_bundle::keys::key_id(&key.verifying_key()),
+        env.signatures.len(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes via a temporary file and rename so a crash never leaves a half-written envelope.
+fn write_atomic(path: &Path, bytes: &[u8]) -> miette::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write()
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot write {}", path.display()))
+}
+
+fn verify(
+    bundle: &Path,
+    trust: &Path,
+    sig: Option<PathBuf>,
+    limits: &Limits,
+) -> miette::Result<ExitCode> {
+    let policy = TrustPolicy::from_file(trust)
+        .into_diagnostic()
+        .wrap_err("invalid trust policy")?;
+    let archive = pf_bundle::open::read_archive(bundle, limits).into_diagnostic()?;
+    let env = read_envelope(&sig.unwrap_or_else(|| default_envelope_path(bundle)))?;
+    match pf_bundle::verify_bundle(&archive, &env, &policy, limits) {
+        Ok(v) => {
+            println!(
+                "OK {} sha256:{} ({} {}), signed by {} of {} required: {}",
+                bundle.display(),
+                v.bundle.digest,
+                v.bundle.manifest.spec.name,
+                v.bundle.manifest.spec.version,
+                v.signers.len(),
+                policy.threshold(),
+                v.signers.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let report = Err::<(), _>(e)
+                .into_diagnostic()
+                .wrap_err_with(|| format!("REJECTED {}", bundle.display()))
+                .err();
+            if let Some(r) = report {
+                eprintln!("{r:?}");
+            }
+            Ok(ExitCode::from(EXIT_REJECTED))
+        }
+    }
+}
