@@ -3,6 +3,7 @@
 pub mod bundle;
 pub mod key;
 pub mod spec;
+pub mod verify;
 
 /// Exit code for input that was read and found invalid (a failed lint, a failed verification).
 pub const EXIT_INVALID: u8 = 1;
