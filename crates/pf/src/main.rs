@@ -25,7 +25,7 @@ enum Command {
     /// Manage Ed25519 signing keys.
     Key(cmd::key::Args),
     /// Check proof obligations, apply quality gates, sign attestations.
-    Verify(cmd::verify::Args),
+    Verify(Box<cmd::verify::Args>),
 }
 
 fn main() -> ExitCode {
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         Command::Spec(args) => cmd::spec::run(args),
         Command::Bundle(args) => cmd::bundle::run(args),
         Command::Key(args) => cmd::key::run(args),
-        Command::Verify(args) => cmd::verify::run(args),
+        Command::Verify(args) => cmd::verify::run(*args),
     };
     match result {
         Ok(code) => code,
