@@ -107,7 +107,7 @@ fn verify_with_plugin_cache_attestation_and_exit_codes() {
         ],
         dir,
     );
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not this bundle"));
 
     // A refuted obligation fails the gates: exit 1, SARIF names the rule.
@@ -121,7 +121,7 @@ fn verify_with_plugin_cache_attestation_and_exit_codes() {
     );
     assert_eq!(
         o.status.code(),
-        Some(2),
+        Some(1),
         "a signed failure is still rejected"
     );
 

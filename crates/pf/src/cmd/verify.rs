@@ -1,8 +1,9 @@
 //! `pf verify`: check a bundle's proof obligations, gate and attest (the work is in `pf-verify`).
 //!
-//! Exit codes: 0 every gate passed (and the attestation, if asked for, was written);
-//! 1 verification failed (a gate failed); 2 an attestation was rejected (`pf verify attestation`);
-//! 3 usage or input error (unreadable bundle, bad key, bad plugin, queue unreachable).
+//! Exit codes: 0 every gate passed (and the attestation, if asked for, was written) or, for
+//! `pf verify attestation`, the attestation was accepted; 1 verification failed (a gate failed)
+//! or the attestation was rejected; 2 command-line usage error (clap); 3 input error (unreadable
+//! bundle, bad key, bad plugin, queue unreachable).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -18,8 +19,8 @@ use pf_verify::{
     PlanLimits, Progress, Registry, RunReport, WasmChecker,
 };
 
-/// Exit code when an attestation does not verify.
-pub const EXIT_REJECTED: u8 = 2;
+/// Exit code when an attestation does not verify (2 is clap's usage-error code).
+pub const EXIT_REJECTED: u8 = 1;
 
 /// Check a bundle's proof obligations, apply quality gates, sign an attestation.
 #[derive(clap::Args)]
