@@ -248,4 +248,24 @@ fn main() {
         "  speed-up       {:>8.2}x",
         t_raw_one.as_secs_f64() / t_raw_batch.as_secs_f64()
     );
+
+    // Chunk size sweep (raw verify_batch), to justify BATCH_CHUNK.
+    let m: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+    print!("  chunk sweep   ");
+    for chunk in [16usize, 32, 64, 128, 256, 512, 1024] {
+        if chunk > m.len() {
+            break;
+        }
+        let (t, ok) = best(reps, || {
+            m.chunks(chunk)
+                .zip(sigs.chunks(chunk).zip(keys.chunks(chunk)))
+                .all(|(m, (s, k))| verify_batch(m, s, k).is_ok())
+        });
+        assert!(ok);
+        print!(
+            " {chunk}: {:.2}x",
+            t_raw_one.as_secs_f64() / t.as_secs_f64()
+        );
+    }
+    println!();
 }

@@ -138,9 +138,10 @@ impl BundleBuilder {
         self.add_file(SPEC_PATH, bytes)
     }
 
-    /// Adds a file at bundle path `path` (validated with [`BundlePath::parse`]).
+    /// Adds a file at bundle path `path` (normalised and validated with
+    /// [`BundlePath::normalize`]).
     pub fn add_file(&mut self, path: &str, bytes: Vec<u8>) -> Result<&mut Self, BuildError> {
-        let p = BundlePath::parse(path).map_err(|source| BuildError::Path {
+        let p = BundlePath::normalize(path).map_err(|source| BuildError::Path {
             path: path.to_string(),
             source,
         })?;
@@ -176,6 +177,9 @@ impl BundleBuilder {
 
     /// Writes the archive.
     pub fn build(&self) -> Result<BuiltBundle, BuildError> {
+        if !self.files.keys().any(|p| p.as_str() == SPEC_PATH) {
+            return Err(BuildError::NoSpec);
+        }
         let manifest = self.manifest();
         manifest.check()?;
         self.check_limits(&manifest)?;
@@ -281,12 +285,13 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, path: &str, bytes: &[u8]) -> Resu
 /// Builds a bundle from files on disk.
 ///
 /// `spec_file` is the spec on disk (any name; stored as [`SPEC_PATH`]); `files` are paths relative
-/// to `root`, stored under the same relative path. Each must be a valid [`BundlePath`] and resolve
-/// (after following symlinks) to a regular file inside `root`.
-pub fn build_from_dir(
+/// to `root` as the spec writes them, stored under their normalised form ([`BundlePath::normalize`]:
+/// `./a//b` is `a/b`; the same file listed twice is packed once). Each must resolve (after
+/// following symlinks) to a regular file inside `root`.
+pub fn build_from_dir<S: AsRef<str>>(
     root: &Path,
     spec_file: &Path,
-    files: &[&str],
+    files: &[S],
     name: &str,
     version: &str,
     limits: Limits,
@@ -297,13 +302,21 @@ pub fn build_from_dir(
         path: root.to_path_buf(),
         source,
     })?;
+    // Validate every spelling first so `..` and absolute paths never touch the file system.
+    let mut wanted = std::collections::BTreeSet::new();
     for rel in files {
-        // Validate the spelling first so `..` and absolute paths never touch the file system.
-        BundlePath::parse(rel).map_err(|source| BuildError::Path {
+        let rel = rel.as_ref();
+        let p = BundlePath::normalize(rel).map_err(|source| BuildError::Path {
             path: rel.to_string(),
             source,
         })?;
-        let joined = canon_root.join(rel);
+        wanted.insert(p);
+    }
+    for p in wanted {
+        let rel = p.as_str();
+        let joined = rel
+            .split('/')
+            .fold(canon_root.clone(), |acc, c| acc.join(c));
         let resolved = fs::canonicalize(&joined).map_err(|source| BuildError::Read {
             path: joined.clone(),
             source,

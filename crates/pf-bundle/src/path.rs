@@ -61,6 +61,21 @@ impl BundlePath {
         Ok(Self(s.to_string()))
     }
 
+    /// Normalises a path as a user writes it (drops `.` and empty components, so
+    /// `./proofs//a.lean` becomes `proofs/a.lean`), then validates it with [`BundlePath::parse`].
+    /// `..`, absolute paths and forbidden characters are still rejected, never resolved.
+    pub fn normalize(s: &str) -> Result<Self, PathError> {
+        if s.starts_with('/') {
+            return Err(PathError::Absolute);
+        }
+        let joined = s
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect::<Vec<_>>()
+            .join("/");
+        Self::parse(&joined)
+    }
+
     /// Validates raw bytes read from an archive header.
     pub fn parse_bytes(b: &[u8]) -> Result<Self, PathError> {
         let s = std::str::from_utf8(b).map_err(|_| PathError::NotUtf8)?;
@@ -129,6 +144,17 @@ mod tests {
         ] {
             assert_eq!(BundlePath::parse(p).map(|b| b.0), Ok(p.to_string()), "{p}");
         }
+    }
+
+    #[test]
+    fn normalize_drops_dot_and_empty_components_only() {
+        let n = |s: &str| BundlePath::normalize(s).map(|p| p.0);
+        assert_eq!(n("./proofs//a.lean"), Ok("proofs/a.lean".to_string()));
+        assert_eq!(n("a/./b/"), Ok("a/b".to_string()));
+        assert_eq!(n("a/../b"), Err(PathError::ParentComponent));
+        assert_eq!(n("/a"), Err(PathError::Absolute));
+        assert_eq!(n("./"), Err(PathError::Empty));
+        assert_eq!(n("a\\b"), Err(PathError::ForbiddenChar('\\')));
     }
 
     #[test]

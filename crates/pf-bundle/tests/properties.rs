@@ -94,3 +94,29 @@ proptest! {
         let _ = open(&gz_prefixed, &Limits::default());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Envelope and statement parsing (the `envelope` fuzz target's entry points) never panic,
+    /// and a byte flip anywhere in a signed envelope's JSON never yields a verifying bundle
+    /// with different content: it either fails or verifies the same statement.
+    #[test]
+    fn mutated_envelopes_never_verify_something_else(at in any::<prop::sample::Index>(), x in 1u8..=255, junk in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = pf_bundle::Envelope::from_json(&junk);
+        let _ = pf_bundle::Statement::<pf_bundle::BundlePredicate>::from_payload(&junk, pf_bundle::BUNDLE_PREDICATE_TYPE);
+        let b = sample_bundle();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+        let policy = pf_bundle::TrustPolicy::new(1, vec![("k".into(), key.verifying_key())]).expect("policy");
+        let env = pf_bundle::sign_bundle(&b.bytes, &key, None, &Limits::default()).expect("sign");
+        let mut json = env.to_json().into_bytes();
+        let i = at.index(json.len());
+        json[i] ^= x;
+        if let Ok(m) = pf_bundle::Envelope::from_json(&json)
+            && pf_bundle::verify_bundle(&b.bytes, &m, &policy, &Limits::default()).is_ok()
+        {
+            prop_assert_eq!(m.payload, env.payload);
+            prop_assert_eq!(m.payload_type, env.payload_type);
+        }
+    }
+}

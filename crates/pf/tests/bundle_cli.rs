@@ -61,6 +61,16 @@ fn keygen_sign_two_of_three_verify_and_tamper() {
         text(&o)
     );
 
+    let o = pf(&["bundle", "inspect", "--json", "ai-agent-1.0.0.pfb"], dir);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("inspect --json is JSON");
+    assert_eq!(v["digest"]["sha256"], built.digest.to_hex());
+    assert_eq!(
+        v["manifestDigest"]["sha256"],
+        built.manifest_digest.to_hex()
+    );
+    assert_eq!(v["manifest"]["files"][1]["path"], "proofs/behavior.lean");
+
     let o = pf(
         &[
             "bundle",
@@ -82,7 +92,7 @@ fn keygen_sign_two_of_three_verify_and_tamper() {
         ],
         dir,
     );
-    assert_eq!(o.status.code(), Some(2), "1 of 2 is rejected: {}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "1 of 2 is rejected: {}", text(&o));
     assert!(text(&o).contains("policy requires 2"), "{}", text(&o));
 
     let o = pf(
@@ -123,7 +133,7 @@ fn keygen_sign_two_of_three_verify_and_tamper() {
         ],
         dir,
     );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         text(&o).contains("does not match the signed subject digest"),
         "{}",

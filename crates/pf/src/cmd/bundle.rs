@@ -5,12 +5,18 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use miette::{IntoDiagnostic, WrapErr};
+use miette::WrapErr;
 use pf_bundle::dsse::MAX_ENVELOPE_SIZE;
 use pf_bundle::{Envelope, Limits, TrustPolicy};
 
+/// Renders a library error as one report line: the `pf-bundle` messages already include their
+/// cause, so following the `source()` chain as well would print it twice.
+pub(crate) fn flat<E: std::fmt::Display>(e: E) -> miette::Report {
+    miette::miette!("{e}")
+}
+
 /// Exit code when a bundle fails verification (bad signature, digest or policy).
-pub const EXIT_REJECTED: u8 = 2;
+pub const EXIT_REJECTED: u8 = 1;
 
 /// Inspect, sign and verify agent bundles.
 #[derive(clap::Args)]
@@ -71,7 +77,7 @@ fn default_envelope_path(bundle: &Path) -> PathBuf {
 
 fn inspect(path: &Path, json: bool, limits: &Limits) -> miette::Result<ExitCode> {
     let b = pf_bundle::open_file(path, limits)
-        .into_diagnostic()
+        .map_err(flat)
         .wrap_err_with(|| format!("{} is not a valid bundle", path.display()))?;
     if json {
         let v = serde_json::json!({
@@ -79,7 +85,7 @@ fn inspect(path: &Path, json: bool, limits: &Limits) -> miette::Result<ExitCode>
             "manifestDigest": { "sha256": b.manifest_digest.to_hex() },
             "manifest": b.manifest,
         });
-        println!("{}", serde_json::to_string_pretty(&v).into_diagnostic()?);
+        println!("{}", serde_json::to_string_pretty(&v).map_err(flat)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!("bundle    {}", path.display());
@@ -102,7 +108,7 @@ fn inspect(path: &Path, json: bool, limits: &Limits) -> miette::Result<ExitCode>
 
 fn read_envelope(path: &Path) -> miette::Result<Envelope> {
     let meta = fs::metadata(path)
-        .into_diagnostic()
+        .map_err(flat)
         .wrap_err_with(|| format!("cannot read {}", path.display()))?;
     if meta.len() > MAX_ENVELOPE_SIZE as u64 {
         miette::bail!(
@@ -112,10 +118,10 @@ fn read_envelope(path: &Path) -> miette::Result<Envelope> {
         );
     }
     let bytes = fs::read(path)
-        .into_diagnostic()
+        .map_err(flat)
         .wrap_err_with(|| format!("cannot read {}", path.display()))?;
     Envelope::from_json(&bytes)
-        .into_diagnostic()
+        .map_err(flat)
         .wrap_err_with(|| format!("{} is not a DSSE envelope", path.display()))
 }
 
@@ -125,8 +131,8 @@ fn sign(
     out: Option<PathBuf>,
     limits: &Limits,
 ) -> miette::Result<ExitCode> {
-    let key = pf_bundle::keys::read_signing_key(key).into_diagnostic()?;
-    let archive = pf_bundle::open::read_archive(bundle, limits).into_diagnostic()?;
+    let key = pf_bundle::keys::read_signing_key(key).map_err(flat)?;
+    let archive = pf_bundle::open::read_archive(bundle, limits).map_err(flat)?;
     let out = out.unwrap_or_else(|| default_envelope_path(bundle));
     let existing = if out.exists() {
         Some(read_envelope(&out)?)
@@ -134,7 +140,7 @@ fn sign(
         None
     };
     let env = pf_bundle::sign_bundle(&archive, &key, existing, limits)
-        .into_diagnostic()
+        .map_err(flat)
         .wrap_err_with(|| format!("cannot sign {}", bundle.display()))?;
     write_atomic(&out, env.to_json().as_bytes())?;
     println!(
@@ -160,7 +166,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> miette::Result<()> {
         fs::rename(&tmp, path)
     };
     write()
-        .into_diagnostic()
+        .map_err(flat)
         .wrap_err_with(|| format!("cannot write {}", path.display()))
 }
 
@@ -171,9 +177,9 @@ fn verify(
     limits: &Limits,
 ) -> miette::Result<ExitCode> {
     let policy = TrustPolicy::from_file(trust)
-        .into_diagnostic()
+        .map_err(flat)
         .wrap_err("invalid trust policy")?;
-    let archive = pf_bundle::open::read_archive(bundle, limits).into_diagnostic()?;
+    let archive = pf_bundle::open::read_archive(bundle, limits).map_err(flat)?;
     let env = read_envelope(&sig.unwrap_or_else(|| default_envelope_path(bundle)))?;
     match pf_bundle::verify_bundle(&archive, &env, &policy, limits) {
         Ok(v) => {
@@ -190,13 +196,8 @@ fn verify(
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            let report = Err::<(), _>(e)
-                .into_diagnostic()
-                .wrap_err_with(|| format!("REJECTED {}", bundle.display()))
-                .err();
-            if let Some(r) = report {
-                eprintln!("{r:?}");
-            }
+            let report = flat(e).wrap_err(format!("REJECTED {}", bundle.display()));
+            eprintln!("{report:?}");
             Ok(ExitCode::from(EXIT_REJECTED))
         }
     }

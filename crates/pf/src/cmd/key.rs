@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use miette::{IntoDiagnostic, WrapErr};
+use miette::WrapErr;
+
+use super::bundle::flat;
 
 /// Manage signing keys.
 #[derive(clap::Args)]
@@ -30,7 +32,7 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     match args.command {
         KeyCommand::Gen { out_dir, name } => {
             let files = pf_bundle::keys::write_key_pair(&out_dir, &name)
-                .into_diagnostic()
+                .map_err(flat)
                 .wrap_err("cannot generate key pair")?;
             println!("private key: {} (keep secret)", files.private.display());
             println!("public key:  {}", files.public.display());
