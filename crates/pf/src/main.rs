@@ -43,6 +43,8 @@ enum Command {
     Admission(cmd::admission::Args),
     /// Kubernetes operator reconciling AgentDeployments.
     Operator(cmd::admission::OperatorArgs),
+    /// Check proof obligations, apply quality gates, sign attestations.
+    Verify(Box<cmd::verify::Args>),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +61,10 @@ fn main() -> ExitCode {
         Command::Policy(args) => cmd::policy::run(args),
         Command::Admission(args) => cmd::admission::run(args),
         Command::Operator(args) => cmd::admission::run_operator(args),
+        Command::Spec(args) => cmd::spec::run(args),
+        Command::Bundle(args) => cmd::bundle::run(args),
+        Command::Key(args) => cmd::key::run(args),
+        Command::Verify(args) => cmd::verify::run(*args),
     };
     match result {
         Ok(code) => code,

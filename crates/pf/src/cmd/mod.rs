@@ -11,6 +11,7 @@ pub mod policy;
 pub mod reach;
 pub mod spec;
 pub mod trust;
+pub mod verify;
 
 /// Exit code for input that was read and found invalid (a failed lint, a failed verification).
 pub const EXIT_INVALID: u8 = 1;
