@@ -50,7 +50,7 @@ pub enum CertError {
     Rcgen(#[from] rcgen::Error),
     /// YAML rendering failure.
     #[error("rendering YAML: {0}")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] serde_saphyr::SerializeError),
     /// Invalid option.
     #[error("{0}")]
     Invalid(String),
@@ -163,8 +163,8 @@ pub fn webhook_configurations(target: &WebhookTarget, ca_pem: &[u8]) -> Result<S
     });
     Ok(format!(
         "{}---\n{}",
-        serde_yaml::to_string(&validating)?,
-        serde_yaml::to_string(&mutating)?
+        serde_saphyr::to_string(&validating)?,
+        serde_saphyr::to_string(&mutating)?
     ))
 }
 
@@ -211,7 +211,7 @@ pub fn deployment_manifest(
         if i > 0 {
             out.push_str("---\n");
         }
-        out.push_str(&serde_yaml::to_string(d)?);
+        out.push_str(&serde_saphyr::to_string(d)?);
     }
     Ok(out)
 }
@@ -237,7 +237,7 @@ mod tests {
         let docs: Vec<serde_json::Value> = g
             .webhooks_yaml
             .split("---\n")
-            .map(|d| serde_yaml::from_str(d).expect("yaml"))
+            .map(|d| serde_saphyr::from_str(d).expect("yaml"))
             .collect();
         assert_eq!(docs.len(), 2);
         let ca_b64 = base64::engine::general_purpose::STANDARD.encode(g.ca_pem.as_bytes());

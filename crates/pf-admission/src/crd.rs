@@ -156,9 +156,9 @@ pub const ADMITTED: &str = "Admitted";
 pub const READY: &str = "Ready";
 
 /// The CustomResourceDefinition as YAML (what `pf admission crds` prints).
-pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
     use kube::CustomResourceExt;
-    serde_yaml::to_string(&AgentDeployment::crd())
+    serde_saphyr::to_string(&AgentDeployment::crd())
 }
 
 #[cfg(test)]

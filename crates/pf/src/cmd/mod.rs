@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod bundle;
+pub mod checkers;
 pub mod demo;
 pub mod key;
 pub mod lean;

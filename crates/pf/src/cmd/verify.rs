@@ -143,6 +143,7 @@ fn attestation_path(bundle: &Path) -> PathBuf {
 fn engine(c: &CheckerArgs) -> miette::Result<Engine> {
     let mut registry = Registry::new();
     registry.register(DIGEST_KIND, Arc::new(DigestChecker));
+    registry.register("nnv", Arc::new(super::checkers::NnvChecker));
     for spec in &c.plugins {
         let (kind, file) = spec
             .split_once('=')
