@@ -61,9 +61,6 @@ fn main() -> ExitCode {
         Command::Policy(args) => cmd::policy::run(args),
         Command::Admission(args) => cmd::admission::run(args),
         Command::Operator(args) => cmd::admission::run_operator(args),
-        Command::Spec(args) => cmd::spec::run(args),
-        Command::Bundle(args) => cmd::bundle::run(args),
-        Command::Key(args) => cmd::key::run(args),
         Command::Verify(args) => cmd::verify::run(*args),
     };
     match result {
