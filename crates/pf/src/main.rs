@@ -26,6 +26,8 @@ enum Command {
     Bundle(cmd::bundle::Args),
     /// Manage Ed25519 signing keys.
     Key(cmd::key::Args),
+    /// Neural-network verification (NNet/ONNX models, VNN-LIB/Marabou properties).
+    Nnv(cmd::nnv::Args),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Command::Spec(args) => cmd::spec::run(args),
         Command::Bundle(args) => cmd::bundle::run(args),
         Command::Key(args) => cmd::key::run(args),
+        Command::Nnv(args) => cmd::nnv::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 pub mod bundle;
 pub mod demo;
 pub mod key;
+pub mod nnv;
 pub mod spec;
 pub mod trust;
 

@@ -1,0 +1,131 @@
+//! Soundness property tests: on random small ReLU networks, sampled points always lie inside
+//! the computed bounds, and `check` never contradicts exhaustive sampling.
+
+#![allow(clippy::unwrap_used)]
+
+use pf_nnv::bounds::{Analysis, concrete_lower};
+use pf_nnv::property::vnnlib::parse_vnnlib;
+use pf_nnv::{Dense, Layer, Network, Options, Verdict, check};
+use proptest::prelude::*;
+
+fn net_strategy() -> impl Strategy<Value = (Network, Vec<f64>, Vec<f64>)> {
+    (1usize..4, 1usize..3, 2usize..6).prop_flat_map(|(n_in, depth, width)| {
+        let mut dims = vec![n_in];
+        dims.extend(std::iter::repeat_n(width, depth));
+        dims.push(2);
+        let n_params: usize = dims.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
+        (
+            proptest::collection::vec(-2.0f64..2.0, n_params),
+            proptest::collection::vec((-1.0f64..1.0, 0.0f64..1.5), n_in),
+        )
+            .prop_map(move |(params, bx)| {
+                let mut layers = Vec::new();
+                let mut at = 0;
+                for (k, w) in dims.windows(2).enumerate() {
+                    let (cols, rows) = (w[0], w[1]);
+                    let weights = params[at..at + rows * cols].to_vec();
+                    at += rows * cols;
+                    let bias = params[at..at + rows].to_vec();
+                    at += rows;
+                    layers.push(Layer::Dense(Dense::new(rows, cols, weights, bias).unwrap()));
+                    if k + 2 < dims.len() {
+                        layers.push(Layer::Relu);
+                    }
+                }
+                let lo: Vec<f64> = bx.iter().map(|(c, _)| *c).collect();
+                let hi: Vec<f64> = bx.iter().map(|(c, w)| c + w).collect();
+                (Network::new(dims[0], layers, None).unwrap(), lo, hi)
+            })
+    })
+}
+
+fn points(lo: &[f64], hi: &[f64], n: usize, seed: u64) -> Vec<Vec<f64>> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            lo.iter()
+                .zip(hi)
+                .map(|(l, h)| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    let u = (s >> 11) as f64 / (1u64 << 53) as f64;
+                    // Include the corners now and then.
+                    match s % 7 {
+                        0 => *l,
+                        1 => *h,
+                        _ => (l + (h - l) * u).clamp(*l, *h),
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Tolerance for comparing an f64 evaluation with exact-arithmetic bounds.
+fn slack(v: f64) -> f64 {
+    1e-12 * (1.0 + v.abs())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn sampled_points_stay_inside_all_layer_bounds((net, lo, hi) in net_strategy(), seed in any::<u64>()) {
+        let a = Analysis::run(&net, &lo, &hi);
+        for x in points(&lo, &hi, 200, seed) {
+            let mut v = x.clone();
+            for (j, layer) in net.layers.iter().enumerate() {
+                v = match layer {
+                    Layer::Dense(d) => d.apply(&v),
+                    Layer::Relu => v.iter().map(|e| e.max(0.0)).collect(),
+                };
+                let b = &a.values[j + 1];
+                for (i, &vi) in v.iter().enumerate() {
+                    prop_assert!(b.lo[i] - slack(vi) <= vi && vi <= b.hi[i] + slack(vi), "layer {} neuron {}: {} not in [{}, {}]", j, i, vi, b.lo[i], b.hi[i]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn linear_lower_bounds_hold_at_sampled_points((net, lo, hi) in net_strategy(), c0 in -2.0f64..2.0, c1 in -2.0f64..2.0, seed in any::<u64>()) {
+        let a = Analysis::run(&net, &lo, &hi);
+        let coef = [c0, c1];
+        let lb = a.lower_bound(&net, &coef);
+        let conc = concrete_lower(&net, &a, &coef);
+        for x in points(&lo, &hi, 200, seed) {
+            let y = net.eval(&x);
+            let g = coef[0] * y[0] + coef[1] * y[1];
+            let l: f64 = lb.coef.iter().zip(&x).map(|(c, v)| c * v).sum::<f64>() + lb.constant;
+            prop_assert!(g + slack(g) >= l, "g={} < linear bound {}", g, l);
+            prop_assert!(g + slack(g) >= conc, "g={} < concrete bound {}", g, conc);
+        }
+    }
+
+    #[test]
+    fn check_never_contradicts_sampling((net, lo, hi) in net_strategy(), seed in any::<u64>(), t in -1.0f64..1.0) {
+        // Unsafe region: y0 >= y1 + t and y0 <= 3 (two constraints, so the LP is exercised).
+        let mut text = String::new();
+        for i in 0..net.input_dim { text += &format!("(declare-const X_{i} Real)\n"); }
+        text += "(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n";
+        for i in 0..net.input_dim { text += &format!("(assert (>= X_{i} {:e}))\n(assert (<= X_{i} {:e}))\n", lo[i], hi[i]); }
+        text += &format!("(assert (>= Y_0 (+ Y_1 {t:e})))\n(assert (<= Y_0 3))\n");
+        let prop = parse_vnnlib(&text).unwrap();
+        let opts = Options { timeout: std::time::Duration::from_secs(20), threads: 2, samples: 0, ..Options::default() };
+        let out = check(&net, &prop, &opts).unwrap();
+        match &out.verdict {
+            Verdict::Sat { counterexample } => {
+                let y = net.eval(&counterexample.input);
+                prop_assert!(prop.violated_by(&counterexample.input, &y));
+            }
+            Verdict::Unsat => {
+                for x in points(&lo, &hi, 500, seed) {
+                    let y = net.eval(&x);
+                    prop_assert!(!prop.violated_by(&x, &y), "unsat but {:?} -> {:?} violates", x, y);
+                }
+            }
+            Verdict::Unknown { reason } => prop_assert!(false, "small instance undecided: {}", reason),
+        }
+    }
+}
