@@ -6,11 +6,16 @@
 //! sees it. Denials answer in the agent's own protocol (an MCP tool result with `isError`),
 //! never as a dropped connection.
 
+pub mod demo_tools;
 pub mod enforcer;
 pub mod jsonrpc;
 pub mod lines;
+pub mod log;
 pub mod mcp;
+pub mod metrics;
+pub mod policy_enforcer;
 pub mod stdio;
 
 pub use enforcer::{CallOutcome, Enforcer, OutputOutcome};
 pub use mcp::{McpSession, Route};
+pub use policy_enforcer::PolicyEnforcer;
