@@ -28,6 +28,13 @@ enum Command {
     Key(cmd::key::Args),
     /// Neural-network verification (NNet/ONNX models, VNN-LIB/Marabou properties).
     Nnv(cmd::nnv::Args),
+    /// Lean 4 proofs: independent kernel check of lean4export files.
+    #[command(subcommand)]
+    Lean(cmd::lean::Args),
+    /// Transparency ledger: init, append, serve, verify, tail, find, fsck, witness.
+    Ledger(cmd::ledger::Args),
+    /// Hybrid-system reachability (DryVR-style reachtubes and safety verdicts).
+    Reach(cmd::reach::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +45,9 @@ fn main() -> ExitCode {
         Command::Bundle(args) => cmd::bundle::run(args),
         Command::Key(args) => cmd::key::run(args),
         Command::Nnv(args) => cmd::nnv::run(args),
+        Command::Lean(a) => cmd::lean::run(a),
+        Command::Ledger(args) => cmd::ledger::run(args),
+        Command::Reach(a) => cmd::reach::run(a),
     };
     match result {
         Ok(code) => code,

@@ -3,7 +3,10 @@
 pub mod bundle;
 pub mod demo;
 pub mod key;
+pub mod lean;
+pub mod ledger;
 pub mod nnv;
+pub mod reach;
 pub mod spec;
 pub mod trust;
 
