@@ -77,9 +77,9 @@ fn main() {
     let start = Instant::now();
     for i in 0..n {
         let (tool, args) = &calls[i % calls.len()];
-        // Simulated time advances 10 ms per call so rate limits refill as in a live session.
-        let now = Duration::from_millis(10 * i as u64);
-        if i % 100_000 == 0 {
+        // Simulated time advances 1 s per call so rate limits refill as in a live session.
+        let now = Duration::from_secs(i as u64);
+        if i % 1_000 == 0 {
             // New session now and then so budgets do not end up denying everything.
             state = policy.new_session();
             record_user_request(

@@ -35,6 +35,9 @@ enum Command {
     Ledger(cmd::ledger::Args),
     /// Hybrid-system reachability (DryVR-style reachtubes and safety verdicts).
     Reach(cmd::reach::Args),
+    /// Policy kernel: compile a spec into a decision program, decide one call.
+    #[command(subcommand)]
+    Policy(cmd::policy::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Lean(a) => cmd::lean::run(a),
         Command::Ledger(args) => cmd::ledger::run(args),
         Command::Reach(a) => cmd::reach::run(a),
+        Command::Policy(args) => cmd::policy::run(args),
     };
     match result {
         Ok(code) => code,

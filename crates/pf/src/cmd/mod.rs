@@ -6,6 +6,7 @@ pub mod key;
 pub mod lean;
 pub mod ledger;
 pub mod nnv;
+pub mod policy;
 pub mod reach;
 pub mod spec;
 pub mod trust;
