@@ -9,6 +9,7 @@
 pub mod demo_tools;
 pub mod enforcer;
 pub mod jsonrpc;
+pub mod http;
 pub mod lines;
 pub mod log;
 pub mod mcp;

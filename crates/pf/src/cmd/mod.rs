@@ -2,6 +2,7 @@
 
 pub mod bundle;
 pub mod demo;
+pub mod guard;
 pub mod key;
 pub mod lean;
 pub mod ledger;
