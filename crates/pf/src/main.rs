@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Run the main job end to end on the example agents (no external services).
     Demo(cmd::demo::Args),
+    /// Run an MCP server under the runtime guard, enforcing an agent spec.
+    Guard(cmd::guard::Args),
     /// Agent specs: lint, init, fmt, digest, schema.
     #[command(subcommand)]
     Spec(cmd::spec::Args),
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: miette::Result<ExitCode> = match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Guard(args) => cmd::guard::run(args),
         Command::Spec(args) => cmd::spec::run(args),
         Command::Bundle(args) => cmd::bundle::run(args),
         Command::Key(args) => cmd::key::run(args),

@@ -4,6 +4,7 @@ pub mod admission;
 pub mod bundle;
 pub mod checkers;
 pub mod demo;
+pub mod guard;
 pub mod key;
 pub mod lean;
 pub mod ledger;

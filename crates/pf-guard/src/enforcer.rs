@@ -1,0 +1,50 @@
+//! The boundary between protocol adapters (MCP, OpenAI-style) and policy enforcement.
+//!
+//! Adapters translate their protocol into these calls and the answers back into their protocol;
+//! the policy kernel, decision log and metrics sit behind the trait.
+
+use serde_json::Value;
+
+/// Outcome of a tool-call decision, in terms an adapter can answer with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallOutcome {
+    /// Forward the call to the tool.
+    Allow,
+    /// Refuse; `reason` is shown to the model, `codes` are machine-readable reason codes.
+    Deny {
+        /// Human- and model-readable reason.
+        reason: String,
+        /// Reason codes, e.g. `flow.untrusted_sink`.
+        codes: Vec<String>,
+    },
+}
+
+/// Outcome of checking a tool's result (or a model's output) before it is passed on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputOutcome {
+    /// Pass it on unchanged.
+    Pass,
+    /// Pass on this redacted text instead.
+    Redact(String),
+    /// Withhold it; `reason` is shown instead.
+    Deny {
+        /// Why.
+        reason: String,
+        /// Reason codes.
+        codes: Vec<String>,
+    },
+}
+
+/// Enforces an agent's policy for one session.
+pub trait Enforcer: Send {
+    /// Whether the agent may see (and so call) this tool.
+    fn tool_visible(&self, tool: &str) -> bool;
+    /// Decides a tool call with its JSON arguments.
+    fn decide_call(&mut self, tool: &str, args: &Value) -> CallOutcome;
+    /// Checks and labels the text a tool returned; `tool` is `None` for model output.
+    fn check_output(&mut self, tool: Option<&str>, text: &str) -> OutputOutcome;
+    /// Notes that an allowed call has finished (frees concurrency slots).
+    fn finish_call(&mut self, tool: &str);
+    /// Notes text the user wrote (trusted source for information-flow rules).
+    fn user_request(&mut self, text: &str);
+}

@@ -1,0 +1,22 @@
+//! `pf-guard`: the runtime guard that sits between an agent and its tools.
+//!
+//! Protocol adapters turn MCP (stdio child process) traffic into decisions of an [`Enforcer`]:
+//! `tools/list` hides tools the agent may not use, every `tools/call` is decided before it reaches
+//! the tool, and every result is checked (and labelled for information flow) before the agent
+//! sees it. Denials answer in the agent's own protocol (an MCP tool result with `isError`),
+//! never as a dropped connection.
+
+pub mod demo_tools;
+pub mod enforcer;
+pub mod http;
+pub mod jsonrpc;
+pub mod lines;
+pub mod log;
+pub mod mcp;
+pub mod metrics;
+pub mod policy_enforcer;
+pub mod stdio;
+
+pub use enforcer::{CallOutcome, Enforcer, OutputOutcome};
+pub use mcp::{McpSession, Route};
+pub use policy_enforcer::PolicyEnforcer;

@@ -1,0 +1,91 @@
+//! Prometheus metrics of the guard: decisions by outcome and reason, latency, violations.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of a decision counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// `call` or `output`.
+    pub kind: String,
+    /// `allow`, `deny` or `redact`.
+    pub effect: String,
+    /// The tool.
+    pub tool: String,
+}
+
+/// Labels of a violation counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Reason code.
+    pub reason: String,
+}
+
+/// The guard's metrics, registered in one registry.
+pub struct GuardMetrics {
+    registry: Registry,
+    /// Decisions by kind, effect and tool.
+    pub decisions: Family<DecisionLabels, Counter>,
+    /// Violations by reason code.
+    pub violations: Family<ReasonLabels, Counter>,
+    /// Decision latency in seconds (policy evaluation and logging).
+    pub latency: Histogram,
+    /// Decisions that could not be logged (each one denied).
+    pub log_failures: Counter,
+    /// Anomaly alerts raised.
+    pub anomalies: Family<ReasonLabels, Counter>,
+}
+
+impl Default for GuardMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("pf_guard");
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        let violations = Family::<ReasonLabels, Counter>::default();
+        let latency = Histogram::new(exponential_buckets(1e-6, 2.0, 20));
+        let log_failures = Counter::default();
+        let anomalies = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "Policy decisions by kind, effect and tool",
+            decisions.clone(),
+        );
+        registry.register(
+            "violations",
+            "Denied or redacted decisions by reason code",
+            violations.clone(),
+        );
+        registry.register(
+            "decision_latency_seconds",
+            "Time to decide and log one decision",
+            latency.clone(),
+        );
+        registry.register(
+            "log_failures",
+            "Decisions that could not be logged (denied)",
+            log_failures.clone(),
+        );
+        registry.register("anomalies", "Anomaly alerts by kind", anomalies.clone());
+        GuardMetrics {
+            registry,
+            decisions,
+            violations,
+            latency,
+            log_failures,
+            anomalies,
+        }
+    }
+}
+
+impl GuardMetrics {
+    /// The metrics in the Prometheus text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,201 @@
+//! The production [`Enforcer`]: the compiled policy kernel plus decision logging and metrics.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use pf_policy::{Call, Effect, OutputEffect, Policy, SessionState};
+use serde_json::Value;
+
+use crate::enforcer::{CallOutcome, Enforcer, OutputOutcome};
+use crate::log::{Committer, DecisionRecord, DecisionSink};
+use crate::metrics::{DecisionLabels, GuardMetrics, ReasonLabels};
+
+/// What the model's own text is checked as.
+pub const MODEL_OUTPUT_TOOL: &str = "text_generation";
+
+/// Enforces one compiled policy for one agent session, logging every decision.
+pub struct PolicyEnforcer {
+    policy: Arc<Policy>,
+    state: SessionState,
+    started: Instant,
+    spec_digest: String,
+    sink: Arc<dyn DecisionSink>,
+    metrics: Arc<GuardMetrics>,
+    committer: Committer,
+}
+
+impl PolicyEnforcer {
+    /// A new session of `policy`; `spec_digest` identifies the spec in log records.
+    pub fn new(
+        policy: Arc<Policy>,
+        spec_digest: String,
+        sink: Arc<dyn DecisionSink>,
+        metrics: Arc<GuardMetrics>,
+        committer: Committer,
+    ) -> Self {
+        let state = policy.new_session();
+        PolicyEnforcer {
+            policy,
+            state,
+            started: Instant::now(),
+            spec_digest,
+            sink,
+            metrics,
+            committer,
+        }
+    }
+
+    /// Logs a decision; `false` when it could not be logged (the caller then fails closed).
+    fn log(
+        &self,
+        kind: &'static str,
+        tool: &str,
+        effect: &'static str,
+        reasons: &[String],
+        subject: &Value,
+    ) -> bool {
+        let ts_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let record = DecisionRecord {
+            ts_ms,
+            agent: self.policy.agent().to_string(),
+            spec_digest: self.spec_digest.clone(),
+            kind,
+            tool: tool.to_string(),
+            effect,
+            reasons: reasons.to_vec(),
+            commitment: self.committer.commit(subject),
+        };
+        self.metrics
+            .decisions
+            .get_or_create(&DecisionLabels {
+                kind: kind.into(),
+                effect: effect.into(),
+                tool: tool.into(),
+            })
+            .inc();
+        for r in reasons {
+            self.metrics
+                .violations
+                .get_or_create(&ReasonLabels { reason: r.clone() })
+                .inc();
+        }
+        match self.sink.submit(record) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "decision not logged; failing closed");
+                self.metrics.log_failures.inc();
+                false
+            }
+        }
+    }
+}
+
+fn codes(reasons: &[pf_policy::Reason]) -> Vec<String> {
+    let mut c: Vec<String> = reasons
+        .iter()
+        .map(|r| r.code.as_str().to_string())
+        .collect();
+    c.sort();
+    c.dedup();
+    c
+}
+
+fn explain(reasons: &[pf_policy::Reason]) -> String {
+    reasons
+        .iter()
+        .map(|r| match (&r.rule, &r.arg) {
+            (Some(rule), _) => format!("{} ({}): {}", r.code.as_str(), rule, r.detail),
+            (None, Some(arg)) => format!("{} (argument `{arg}`): {}", r.code.as_str(), r.detail),
+            (None, None) => format!("{}: {}", r.code.as_str(), r.detail),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+const LOG_UNAVAILABLE: &str = "log_unavailable";
+
+impl Enforcer for PolicyEnforcer {
+    fn tool_visible(&self, tool: &str) -> bool {
+        self.policy.allows_tool(tool)
+    }
+
+    fn decide_call(&mut self, tool: &str, args: &Value) -> CallOutcome {
+        let t0 = Instant::now();
+        let decision = pf_policy::decide(
+            &self.policy,
+            &mut self.state,
+            &Call::new(tool, args),
+            self.started.elapsed(),
+        );
+        let reason_codes = codes(&decision.reasons);
+        let outcome = match decision.effect {
+            Effect::Deny => {
+                self.log("call", tool, "deny", &reason_codes, args);
+                CallOutcome::Deny {
+                    reason: explain(&decision.reasons),
+                    codes: reason_codes,
+                }
+            }
+            Effect::Allow | Effect::AllowWithObligations(_) => {
+                if self.log("call", tool, "allow", &reason_codes, args) {
+                    CallOutcome::Allow
+                } else {
+                    pf_policy::release(&self.policy, &mut self.state, tool);
+                    CallOutcome::Deny {
+                        reason: "the decision log is unavailable, so no call can be allowed".into(),
+                        codes: vec![LOG_UNAVAILABLE.into()],
+                    }
+                }
+            }
+        };
+        self.metrics.latency.observe(t0.elapsed().as_secs_f64());
+        outcome
+    }
+
+    fn check_output(&mut self, tool: Option<&str>, text: &str) -> OutputOutcome {
+        let t0 = Instant::now();
+        let name = tool.unwrap_or(MODEL_OUTPUT_TOOL);
+        let decision = pf_policy::check_output(&self.policy, name, text);
+        if let Some(tool) = tool {
+            pf_policy::record_output(
+                &self.policy,
+                &mut self.state,
+                tool,
+                &Value::String(text.to_string()),
+            );
+        }
+        let reason_codes = codes(&decision.reasons);
+        let subject = Value::String(text.to_string());
+        let (effect, outcome) = match decision.effect {
+            OutputEffect::Allow => ("allow", OutputOutcome::Pass),
+            OutputEffect::Redact(redacted) => ("redact", OutputOutcome::Redact(redacted)),
+            OutputEffect::Deny => (
+                "deny",
+                OutputOutcome::Deny {
+                    reason: explain(&decision.reasons),
+                    codes: reason_codes.clone(),
+                },
+            ),
+        };
+        let logged = self.log("output", name, effect, &reason_codes, &subject);
+        self.metrics.latency.observe(t0.elapsed().as_secs_f64());
+        if !logged && effect != "deny" {
+            return OutputOutcome::Deny {
+                reason: "the decision log is unavailable, so no output can be released".into(),
+                codes: vec![LOG_UNAVAILABLE.into()],
+            };
+        }
+        outcome
+    }
+
+    fn finish_call(&mut self, tool: &str) {
+        pf_policy::release(&self.policy, &mut self.state, tool);
+    }
+
+    fn user_request(&mut self, text: &str) {
+        pf_policy::record_user_request(&self.policy, &mut self.state, text);
+    }
+}
