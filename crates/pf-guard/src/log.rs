@@ -5,7 +5,7 @@
 //! fails, and the guard denies (fail closed) unless configured otherwise.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 
@@ -83,81 +83,118 @@ pub trait DecisionSink: Send + Sync {
     fn submit(&self, record: DecisionRecord) -> Result<(), LogError>;
 }
 
-/// JSON Lines file sink: a writer thread appends and fsyncs in batches.
-pub struct JsonlSink {
+/// A durable sink behind a bounded queue: a writer thread takes records in batches and hands each
+/// batch to its backend (JSON Lines file or transparency ledger). The first backend failure stops
+/// the writer and makes every later submission fail.
+pub struct QueuedSink {
     tx: mpsc::SyncSender<DecisionRecord>,
     writer: Option<std::thread::JoinHandle<()>>,
     failed: Arc<AtomicBool>,
-    path: PathBuf,
+    what: String,
 }
 
-impl JsonlSink {
-    /// Opens (appends to) `path` with a queue of `capacity` records.
-    pub fn open(path: &Path, capacity: usize) -> std::io::Result<Self> {
+/// Most records handed to the backend at once.
+const MAX_BATCH: usize = 4096;
+
+impl QueuedSink {
+    /// JSON Lines appended to `path` (created if absent), fsynced after every batch.
+    pub fn jsonl(path: &Path, capacity: usize) -> std::io::Result<Self> {
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)?;
+        Self::spawn(
+            format!("decision log {}", path.display()),
+            capacity,
+            move |batch| {
+                let mut buf = Vec::new();
+                for r in batch {
+                    serde_json::to_writer(&mut buf, r).map_err(|e| e.to_string())?;
+                    buf.push(b'\n');
+                }
+                file.write_all(&buf)
+                    .and_then(|_| file.sync_data())
+                    .map_err(|e| e.to_string())
+            },
+        )
+    }
+
+    /// Records appended to a `pf-ledger` log; each batch is durable and integrated when written.
+    pub fn ledger(ledger: pf_ledger::ledger::Ledger, capacity: usize) -> std::io::Result<Self> {
+        Self::spawn("transparency ledger".into(), capacity, move |batch| {
+            let entries = batch
+                .iter()
+                .map(|r| {
+                    let v = serde_json::to_value(r).map_err(|e| e.to_string())?;
+                    pf_ledger::record::canonicalize(&v).map_err(|e| e.to_string())
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            ledger
+                .append_many(entries)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn spawn(
+        what: String,
+        capacity: usize,
+        mut write_batch: impl FnMut(&[DecisionRecord]) -> Result<(), String> + Send + 'static,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<DecisionRecord>(capacity.max(1));
         let failed = Arc::new(AtomicBool::new(false));
         let flag = failed.clone();
+        let name = what.clone();
         let writer = std::thread::Builder::new()
             .name("pf-guard-log".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
-                    let mut batch = vec![first];
-                    batch.extend(rx.try_iter().take(1023));
-                    let mut buf = Vec::new();
-                    for r in &batch {
-                        if serde_json::to_writer(&mut buf, r).is_err() {
-                            continue;
-                        }
-                        buf.push(b'\n');
-                    }
-                    if let Err(e) = file.write_all(&buf).and_then(|_| file.sync_data()) {
-                        tracing::error!(error = %e, "decision log write failed; failing closed");
+                    let batch: Vec<DecisionRecord> = std::iter::once(first)
+                        .chain(rx.try_iter().take(MAX_BATCH - 1))
+                        .collect();
+                    if let Err(e) = write_batch(&batch) {
+                        tracing::error!(sink = %name, error = %e, "decision log write failed; failing closed");
                         flag.store(true, Ordering::SeqCst);
                         return;
                     }
                 }
             })?;
-        Ok(JsonlSink {
+        Ok(QueuedSink {
             tx,
             writer: Some(writer),
             failed,
-            path: path.to_path_buf(),
+            what,
         })
     }
 
-    /// Stops accepting records and waits until every queued one is written and synced.
+    fn broken(&self) -> LogError {
+        LogError::Unavailable(format!("writing to the {} failed", self.what))
+    }
+
+    /// Stops accepting records and waits until every queued one is written.
     pub fn close(mut self) -> Result<(), LogError> {
         let (tx, _) = mpsc::sync_channel(0);
         drop(std::mem::replace(&mut self.tx, tx));
         if let Some(w) = self.writer.take() {
-            w.join()
-                .map_err(|_| LogError::Unavailable("writer panicked".into()))?;
+            w.join().map_err(|_| {
+                LogError::Unavailable(format!("writer for the {} panicked", self.what))
+            })?;
         }
         if self.failed.load(Ordering::SeqCst) {
-            return Err(LogError::Unavailable(format!(
-                "writing {} failed",
-                self.path.display()
-            )));
+            return Err(self.broken());
         }
         Ok(())
     }
 }
 
-impl DecisionSink for JsonlSink {
+impl DecisionSink for QueuedSink {
     fn submit(&self, record: DecisionRecord) -> Result<(), LogError> {
         if self.failed.load(Ordering::SeqCst) {
-            return Err(LogError::Unavailable(format!(
-                "writing {} failed",
-                self.path.display()
-            )));
+            return Err(self.broken());
         }
-        self.tx.send(record).map_err(|_| {
-            LogError::Unavailable(format!("writer for {} stopped", self.path.display()))
-        })
+        self.tx
+            .send(record)
+            .map_err(|_| LogError::Unavailable(format!("writer for the {} stopped", self.what)))
     }
 }
 
@@ -184,79 +221,6 @@ impl DecisionSink for MemorySink {
     }
 }
 
-/// Transparency-ledger sink: batches of records appended to a `pf-ledger` log by a writer thread.
-pub struct LedgerSink {
-    tx: mpsc::SyncSender<DecisionRecord>,
-    writer: Option<std::thread::JoinHandle<()>>,
-    failed: Arc<AtomicBool>,
-}
-
-impl LedgerSink {
-    /// Appends to `ledger`, with a queue of `capacity` records.
-    pub fn new(ledger: pf_ledger::ledger::Ledger, capacity: usize) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::sync_channel::<DecisionRecord>(capacity.max(1));
-        let failed = Arc::new(AtomicBool::new(false));
-        let flag = failed.clone();
-        let writer = std::thread::Builder::new()
-            .name("pf-guard-ledger".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let batch: Vec<DecisionRecord> = std::iter::once(first)
-                        .chain(rx.try_iter().take(4095))
-                        .collect();
-                    let entries: Vec<Vec<u8>> = batch
-                        .iter()
-                        .filter_map(|r| serde_json::to_value(r).ok())
-                        .filter_map(|v| pf_ledger::record::canonicalize(&v).ok())
-                        .collect();
-                    if entries.len() != batch.len() {
-                        tracing::error!(
-                            "a decision record could not be canonicalised; failing closed"
-                        );
-                        flag.store(true, Ordering::SeqCst);
-                        return;
-                    }
-                    if let Err(e) = ledger.append_many(entries) {
-                        tracing::error!(error = %e, "ledger append failed; failing closed");
-                        flag.store(true, Ordering::SeqCst);
-                        return;
-                    }
-                }
-                ledger.close();
-            })?;
-        Ok(LedgerSink {
-            tx,
-            writer: Some(writer),
-            failed,
-        })
-    }
-
-    /// Stops accepting records and waits until every queued one is durable in the ledger.
-    pub fn close(mut self) -> Result<(), LogError> {
-        let (tx, _) = mpsc::sync_channel(0);
-        drop(std::mem::replace(&mut self.tx, tx));
-        if let Some(w) = self.writer.take() {
-            w.join()
-                .map_err(|_| LogError::Unavailable("ledger writer panicked".into()))?;
-        }
-        if self.failed.load(Ordering::SeqCst) {
-            return Err(LogError::Unavailable("ledger append failed".into()));
-        }
-        Ok(())
-    }
-}
-
-impl DecisionSink for LedgerSink {
-    fn submit(&self, record: DecisionRecord) -> Result<(), LogError> {
-        if self.failed.load(Ordering::SeqCst) {
-            return Err(LogError::Unavailable("ledger append failed".into()));
-        }
-        self.tx
-            .send(record)
-            .map_err(|_| LogError::Unavailable("ledger writer stopped".into()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,7 +239,7 @@ mod tests {
     fn jsonl_sink_writes_every_record() {
         let dir = std::env::temp_dir().join(format!("pf-guard-log-{}", std::process::id()));
         let _ = std::fs::remove_file(&dir);
-        let sink = JsonlSink::open(&dir, 4).expect("open");
+        let sink = QueuedSink::jsonl(&dir, 4).expect("open");
         for i in 0..100 {
             let rec = DecisionRecord {
                 ts_ms: i,

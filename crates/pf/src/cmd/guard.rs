@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use miette::{IntoDiagnostic, WrapErr};
-use pf_guard::log::{Committer, DecisionSink, JsonlSink, LedgerSink};
+use pf_guard::log::{Committer, LogError, QueuedSink};
 use pf_guard::metrics::GuardMetrics;
 
 /// Enforce an agent spec on every tool call and result between an agent and its MCP server.
@@ -59,11 +59,11 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     }
     let committer = Committer::random();
     let metrics = Arc::new(GuardMetrics::default());
-    let (sink, closer) = open_sink(args.ledger.as_deref(), &args.log, &committer)?;
+    let sink = open_sink(args.ledger.as_deref(), &args.log, &committer)?;
     let enforcer = pf_guard::PolicyEnforcer::new(
         Arc::new(compiled.policy),
         pf_spec::digest(&loaded.spec),
-        sink,
+        sink.clone(),
         metrics.clone(),
         committer,
     );
@@ -82,20 +82,21 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     });
     drop(runtime);
     let code = code?;
-    closer()
+    // The enforcer (the only other owner) is gone with the runtime, so the sink can be closed.
+    Arc::try_unwrap(sink)
+        .map_err(|_| LogError::Unavailable("decision log still in use at exit".into()))
+        .and_then(QueuedSink::close)
         .map_err(|e| miette::miette!("{e}"))
         .wrap_err("flushing the decision log")?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
-
-type Closer = Box<dyn FnOnce() -> Result<(), pf_guard::log::LogError>>;
 
 /// Opens the decision sink and records the session's commitment salt beside it (owner-only).
 fn open_sink(
     ledger: Option<&Path>,
     log: &Path,
     committer: &Committer,
-) -> miette::Result<(Arc<dyn DecisionSink>, Closer)> {
+) -> miette::Result<Arc<QueuedSink>> {
     let salt_file = match ledger {
         Some(dir) => dir.join("guard-salts"),
         None => PathBuf::from(format!("{}.salts", log.display())),
@@ -105,41 +106,18 @@ fn open_sink(
         &format!("{} {}\n", std::process::id(), committer.salt_hex()),
     )
     .wrap_err_with(|| format!("writing {}", salt_file.display()))?;
-    match ledger {
+    let sink = match ledger {
         Some(dir) => {
             let ledger = pf_ledger::dir::open(dir, None)
                 .map_err(|e| miette::miette!("{e}"))
                 .wrap_err_with(|| format!("opening ledger {}", dir.display()))?;
-            let sink = Arc::new(LedgerSink::new(ledger, 4096).into_diagnostic()?);
-            let closer_sink = sink.clone();
-            Ok((
-                sink,
-                Box::new(move || match Arc::try_unwrap(closer_sink) {
-                    Ok(s) => s.close(),
-                    Err(_) => Err(pf_guard::log::LogError::Unavailable(
-                        "decision log still in use at exit".into(),
-                    )),
-                }),
-            ))
+            QueuedSink::ledger(ledger, 4096).into_diagnostic()?
         }
-        None => {
-            let sink = Arc::new(
-                JsonlSink::open(log, 4096)
-                    .into_diagnostic()
-                    .wrap_err_with(|| format!("opening {}", log.display()))?,
-            );
-            let closer_sink = sink.clone();
-            Ok((
-                sink,
-                Box::new(move || match Arc::try_unwrap(closer_sink) {
-                    Ok(s) => s.close(),
-                    Err(_) => Err(pf_guard::log::LogError::Unavailable(
-                        "decision log still in use at exit".into(),
-                    )),
-                }),
-            ))
-        }
-    }
+        None => QueuedSink::jsonl(log, 4096)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("opening {}", log.display()))?,
+    };
+    Ok(Arc::new(sink))
 }
 
 fn append_secret(path: &Path, line: &str) -> miette::Result<()> {
