@@ -260,23 +260,15 @@ impl Linter<'_> {
                     for sink in &policy.sinks {
                         let cap = sink.split('.').next().unwrap_or("");
                         if spec.capability(cap).is_none() {
-                            let names = spec.capabilities.iter().map(|c| c.name.as_str());
-                            let help =
-                                did_you_mean(cap, names).map(|s| format!("did you mean `{s}`?"));
-                            let p = Problem::UnknownCapability {
-                                field: format!("policies.{}.sinks", policy.name.as_str()),
-                                name: cap.to_string(),
+                            let field = format!("policies.{}.sinks", policy.name.as_str());
+                            let d = unknown_capability(spec, field, cap);
+                            let d = match d.help {
+                                Some(_) => d,
+                                None => {
+                                    d.with_help("sinks are `capability` or `capability.argument`")
+                                }
                             };
-                            let d = Diagnostic::error(p);
-                            self.push(
-                                sink,
-                                match help {
-                                    Some(h) => d.with_help(h),
-                                    None => d.with_help(
-                                        "sinks are `capability` or `capability.argument`",
-                                    ),
-                                },
-                            );
+                            self.push(sink, d);
                         }
                     }
                 }
@@ -350,17 +342,8 @@ impl Linter<'_> {
             }
             for cap in &proof.covers {
                 if spec.capability(cap).is_none() {
-                    let p = Problem::UnknownCapability {
-                        field: format!("proofs.{}.covers", proof.name.as_str()),
-                        name: cap.to_string(),
-                    };
-                    let d = Diagnostic::error(p);
-                    let names = spec.capabilities.iter().map(|c| c.name.as_str());
-                    let d = match did_you_mean(cap, names) {
-                        Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                        None => d,
-                    };
-                    self.push(cap, d);
+                    let field = format!("proofs.{}.covers", proof.name.as_str());
+                    self.push(cap, unknown_capability(spec, field, cap));
                 }
             }
         }
@@ -481,6 +464,19 @@ impl Linter<'_> {
                 self.file("signer public key", &key.public_key);
             }
         }
+    }
+}
+
+/// An unknown-capability error, with a "did you mean" when a declared name is close.
+fn unknown_capability(spec: &AgentSpec, field: String, name: &str) -> Diagnostic {
+    let d = Diagnostic::error(Problem::UnknownCapability {
+        field,
+        name: name.to_string(),
+    });
+    let names = spec.capabilities.iter().map(|c| c.name.as_str());
+    match did_you_mean(name, names) {
+        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+        None => d,
     }
 }
 
