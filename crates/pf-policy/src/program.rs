@@ -179,6 +179,13 @@ impl Policy {
         crate::SessionState::new(self)
     }
 
+    /// The program as compact JSON with sorted keys: the string a Lean `binding` constant must
+    /// hold (`pf lean emit --spec` writes it as a Lean definition).
+    pub fn canonical_json(&self) -> String {
+        // serde_json's map is a BTreeMap here (no `preserve_order`), so keys come out sorted.
+        self.to_json().to_string()
+    }
+
     /// The program as JSON with sorted keys: what `pf policy compile --json` prints and what a
     /// Lean `binding` can be compared with.
     pub fn to_json(&self) -> Value {

@@ -165,6 +165,11 @@ pub enum Problem {
         "proof `{0}` names Lean source but no `export`: the verification engine re-checks lean4export output, not source"
     )]
     LeanSourceWithoutExport(String),
+    /// A Lean proof that names no theorem, so there is nothing whose axioms could be checked.
+    #[error(
+        "proof `{0}` names no `theorem`: the checker re-checks the export but the obligation cannot pass without a theorem"
+    )]
+    LeanWithoutTheorem(String),
     /// A file larger than the reader accepts.
     #[error("file is {size} bytes; the limit is {limit} bytes")]
     TooLarge {
@@ -200,6 +205,7 @@ impl Problem {
             Problem::MissingField { .. } => "pf::spec::missing-field",
             Problem::FieldNotApplicable { .. } => "pf::spec::field-not-applicable",
             Problem::LeanSourceWithoutExport(_) => "pf::spec::lean-source-without-export",
+            Problem::LeanWithoutTheorem(_) => "pf::spec::lean-without-theorem",
             Problem::TooLarge { .. } => "pf::spec::too-large",
             Problem::Io(_) => "pf::spec::io",
         }

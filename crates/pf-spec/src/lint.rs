@@ -360,8 +360,20 @@ impl Linter<'_> {
         let mut problems = Vec::new();
         match proof.kind {
             ProofKind::Lean => {
-                if proof.property.is_some() {
-                    problems.push(Diagnostic::error(not_applicable("property")));
+                for (present, field) in [
+                    (proof.property.is_some(), "property"),
+                    (proof.method.is_some(), "method"),
+                ] {
+                    if present {
+                        problems.push(Diagnostic::error(not_applicable(field)));
+                    }
+                }
+                if proof.theorem.is_none() {
+                    problems.push(
+                        Diagnostic::error(Problem::LeanWithoutTheorem(proof.name.to_string()))
+                            .warning()
+                            .with_help("add `theorem: <fully qualified name>`"),
+                    );
                 }
                 if proof.export.is_none() && proof.file.ends_with(".lean") {
                     problems.push(
@@ -376,6 +388,10 @@ impl Linter<'_> {
                     (proof.export.is_some(), "export"),
                     (proof.theorem.is_some(), "theorem"),
                     (proof.binding.is_some(), "binding"),
+                    (
+                        proof.kind == ProofKind::Nnv && proof.method.is_some(),
+                        "method",
+                    ),
                 ] {
                     if present {
                         problems.push(Diagnostic::error(not_applicable(field)));

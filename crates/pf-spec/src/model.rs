@@ -391,6 +391,9 @@ pub struct Proof {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub property: Option<Spanned<String>>,
+    /// Reach: `learned` (DryVR's learned discrepancy, the default) or `sound` (interval bounds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<ReachMethod>,
     /// Time budget for the check, e.g. `60s`, `5m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
@@ -420,6 +423,26 @@ impl ProofKind {
             Self::Lean => "lean",
             Self::Nnv => "nnv",
             Self::Reach => "reach",
+        }
+    }
+}
+
+/// How a `reach` obligation bounds trajectories between simulations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReachMethod {
+    /// Discrepancy learned from sampled traces (DryVR's probabilistic guarantee).
+    Learned,
+    /// Interval enclosures with a Jacobian log-norm bound (sound for ODE models).
+    Sound,
+}
+
+impl ReachMethod {
+    /// The name used in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Learned => "learned",
+            Self::Sound => "sound",
         }
     }
 }

@@ -30,7 +30,9 @@ pub use cache::{CacheEntry, CacheStore, FileCache, Lookup, cache_key};
 pub use checker::{CancelToken, CheckContext, CheckLimits, Checker, Registry};
 pub use engine::{Engine, EngineConfig, ObligationResult, Progress};
 pub use gates::{GateConfig, GateResult};
-pub use obligation::{Input, Obligation, Plan, PlanError, PlanLimits, Planned, Rejected, plan};
+pub use obligation::{
+    Input, Obligation, POLICY_JSON_PARAM, Plan, PlanError, PlanLimits, Planned, Rejected, plan,
+};
 pub use report::RunReport;
 pub use verdict::{CheckReport, Verdict};
 pub use wasm::{PluginError, WasmChecker};

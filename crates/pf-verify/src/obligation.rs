@@ -177,10 +177,20 @@ pub fn plan(bundle: &OpenedBundle, limits: &PlanLimits) -> Result<Plan, PlanErro
         let msgs: Vec<String> = e.diagnostics.iter().map(|d| d.to_string()).collect();
         PlanError::Spec(msgs.join("; "))
     })?;
+    // The compiled policy's canonical JSON, for Lean `binding` obligations (computed once).
+    let policy_json = if spec.proofs.iter().any(|p| p.binding.is_some()) {
+        Some(
+            pf_policy::compile(&spec)
+                .map(|c| c.policy.canonical_json())
+                .map_err(|e| e.to_string()),
+        )
+    } else {
+        None
+    };
     let obligations = spec
         .proofs
         .iter()
-        .map(|p| plan_one(p, &bundle.files, limits))
+        .map(|p| plan_one(p, &bundle.files, limits, policy_json.as_ref()))
         .collect();
     Ok(Plan {
         bundle_digest: bundle.digest,
@@ -193,6 +203,7 @@ fn plan_one(
     proof: &pf_spec::Proof,
     files: &BTreeMap<String, Vec<u8>>,
     limits: &PlanLimits,
+    policy_json: Option<&Result<String, String>>,
 ) -> Planned {
     let name = proof.name.to_string();
     let kind = proof.kind.as_str().to_string();
@@ -262,6 +273,21 @@ fn plan_one(
     }
     if let Some(b) = &proof.binding {
         params.insert("binding".to_string(), b.clone());
+        match policy_json {
+            Some(Ok(json)) => {
+                params.insert(POLICY_JSON_PARAM.to_string(), json.clone());
+            }
+            Some(Err(e)) => {
+                return reject(
+                    timeout,
+                    format!("binding: the spec's policy does not compile: {e}"),
+                );
+            }
+            None => return reject(timeout, "binding: no compiled policy".into()),
+        }
+    }
+    if let Some(m) = proof.method {
+        params.insert("method".to_string(), m.as_str().to_string());
     }
     Planned::Ready(Obligation {
         name,
@@ -272,6 +298,9 @@ fn plan_one(
         covers,
     })
 }
+
+/// Parameter holding the compiled policy's canonical JSON for a Lean `binding` obligation.
+pub const POLICY_JSON_PARAM: &str = "policy_json";
 
 /// Bundle paths are stored without a leading `./` (pf-bundle `BundlePath`).
 fn normalise(path: &str) -> String {

@@ -103,3 +103,17 @@ fn emit_writes_a_string_definition() {
         "{out}"
     );
 }
+
+#[test]
+fn emit_from_a_spec_writes_the_binding_that_verify_compares_with() {
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/support-agent/agent.yaml");
+    let (code, out) = pf(&["lean", "emit", "--spec", spec.to_str().expect("utf-8 path")]);
+    assert_eq!(code, 0, "{out}");
+    let loaded = pf_spec::load(&spec).expect("example spec");
+    let json = pf_policy::compile(&loaded.spec)
+        .expect("example policy")
+        .policy
+        .canonical_json();
+    assert_eq!(out, pf_lean::binding::emit_policy_def("policyJson", &json));
+}

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use miette::{IntoDiagnostic, WrapErr};
+use pf_admission::audit::AuditError;
 use pf_admission::certs::{WebhookTarget, deployment_manifest, generate};
 use pf_admission::server::{ServeOptions, run_blocking, tls_config};
 use pf_admission::{
-    Admission, BundleStore, DsseAttestationCheck, GuardConfig, JsonlLog,
-    VERIFICATION_PREDICATE_TYPE, Verifier,
+    Admission, AttestationCheck, BundleStore, DecisionLog, DecisionRecord, GuardConfig, JsonlLog,
+    Verifier,
 };
-use pf_bundle::{Limits, TrustPolicy};
+use pf_bundle::{Envelope, Limits, Sha256Digest, TrustPolicy};
 
 use super::bundle::flat;
 
@@ -66,8 +67,11 @@ pub struct ServeArgs {
     #[arg(long)]
     tls_key: PathBuf,
     /// Decision audit log (JSON Lines, appended and fsynced).
+    #[arg(long, required_unless_present = "ledger", conflicts_with = "ledger")]
+    audit_log: Option<PathBuf>,
+    /// Append every decision to this transparency-ledger directory (`pf ledger init`) instead.
     #[arg(long)]
-    audit_log: PathBuf,
+    ledger: Option<PathBuf>,
     /// Per-request timeout in milliseconds (TLS handshake, headers, body, decision).
     #[arg(long, default_value_t = 10_000)]
     request_timeout_ms: u64,
@@ -123,10 +127,7 @@ fn verifier(v: &VerifyArgs) -> miette::Result<(Arc<Verifier>, GuardConfig)> {
     let verifier = Verifier::new(
         BundleStore::new(&v.store),
         policy,
-        Arc::new(DsseAttestationCheck::new(
-            attestors,
-            VERIFICATION_PREDICATE_TYPE,
-        )),
+        Arc::new(EngineAttestationCheck { policy: attestors }),
         Limits::default(),
     );
     let guard = GuardConfig {
@@ -135,6 +136,43 @@ fn verifier(v: &VerifyArgs) -> miette::Result<(Arc<Verifier>, GuardConfig)> {
         memory: v.guard_memory.clone(),
     };
     Ok((Arc::new(verifier), guard))
+}
+
+/// Accepts a verification attestation exactly when `pf verify attestation` would: DSSE signed
+/// k-of-n by the attestors, an in-toto statement about this bundle digest alone, every gate passed.
+struct EngineAttestationCheck {
+    policy: TrustPolicy,
+}
+
+impl AttestationCheck for EngineAttestationCheck {
+    fn check(&self, bundle_digest: &Sha256Digest, attestation: &[u8]) -> Result<(), String> {
+        let limit = pf_admission::attest::MAX_ATTESTATION_SIZE;
+        if attestation.len() > limit {
+            return Err(format!(
+                "attestation is {} bytes (limit {limit})",
+                attestation.len()
+            ));
+        }
+        let env = Envelope::from_json(attestation).map_err(|e| format!("attestation: {e}"))?;
+        pf_verify::verify_attestation(&env, &self.policy, bundle_digest)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Admission decisions as transparency-ledger entries (RFC 8785 JSON), durable before the
+/// webhook answers.
+struct LedgerLog(pf_ledger::ledger::Ledger);
+
+impl DecisionLog for LedgerLog {
+    fn append(&self, record: &DecisionRecord) -> Result<u64, AuditError> {
+        let value = serde_json::to_value(record).map_err(|e| AuditError::Backend(e.to_string()))?;
+        let entry = pf_ledger::record::canonicalize(&value)
+            .map_err(|e| AuditError::Backend(e.to_string()))?;
+        self.0
+            .append(entry)
+            .map_err(|e| AuditError::Backend(e.to_string()))
+    }
 }
 
 fn read(path: &Path) -> miette::Result<Vec<u8>> {
@@ -178,8 +216,16 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         Args::Serve(a) => {
             let (verifier, guard) = verifier(&a.verify)?;
             let tls = tls_config(&read(&a.tls_cert)?, &read(&a.tls_key)?).map_err(flat)?;
-            let log = JsonlLog::open(&a.audit_log).map_err(flat)?;
-            let admission = Arc::new(Admission::new(verifier, guard, Arc::new(log)));
+            let log: Arc<dyn DecisionLog> = match (&a.ledger, &a.audit_log) {
+                (Some(dir), _) => Arc::new(LedgerLog(
+                    pf_ledger::dir::open(dir, None)
+                        .map_err(|e| miette::miette!("{e}"))
+                        .wrap_err_with(|| format!("opening ledger {}", dir.display()))?,
+                )),
+                (None, Some(file)) => Arc::new(JsonlLog::open(file).map_err(flat)?),
+                (None, None) => miette::bail!("give --audit-log FILE or --ledger DIR"),
+            };
+            let admission = Arc::new(Admission::new(verifier, guard, log));
             let opts = ServeOptions {
                 request_timeout: Duration::from_millis(a.request_timeout_ms.max(1)),
                 ..ServeOptions::default()
@@ -204,4 +250,97 @@ pub fn run_operator(args: OperatorArgs) -> miette::Result<ExitCode> {
     )
     .map_err(flat)?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pf_verify::{GateResult, RunReport};
+
+    fn report(digest: Sha256Digest, passed: bool) -> RunReport {
+        RunReport {
+            bundle_digest: digest,
+            spec_name: "agent".into(),
+            spec_version: "1.0.0".into(),
+            results: Vec::new(),
+            gates: vec![GateResult {
+                gate: "all_proved".into(),
+                passed,
+                failures: if passed {
+                    vec![]
+                } else {
+                    vec!["x: refuted".into()]
+                },
+            }],
+            passed,
+        }
+    }
+
+    #[test]
+    fn attestations_are_accepted_only_for_a_passed_run_of_this_bundle_by_a_trusted_key() {
+        let key = pf_bundle::keys::generate();
+        let policy =
+            TrustPolicy::new(1, vec![("verifier".into(), key.verifying_key())]).expect("policy");
+        let check = EngineAttestationCheck { policy };
+        let digest = Sha256Digest::of(b"bundle");
+        let att = |r: &RunReport, k| pf_verify::sign_attestation(r, k).to_json().into_bytes();
+        assert_eq!(
+            check.check(&digest, &att(&report(digest, true), &key)),
+            Ok(())
+        );
+        let other = Sha256Digest::of(b"other bundle");
+        let e = check
+            .check(&other, &att(&report(digest, true), &key))
+            .expect_err("wrong bundle");
+        assert!(e.contains("not this bundle"), "{e}");
+        // A signed record of a failed run is not a verification (the bare DSSE check would
+        // have accepted it: right signer, right subject, right predicate type).
+        let e = check
+            .check(&digest, &att(&report(digest, false), &key))
+            .expect_err("failed run");
+        assert!(e.contains("failed verification"), "{e}");
+        let stranger = pf_bundle::keys::generate();
+        assert!(
+            check
+                .check(&digest, &att(&report(digest, true), &stranger))
+                .is_err()
+        );
+        assert!(check.check(&digest, b"{").is_err());
+        let huge = vec![b' '; pf_admission::attest::MAX_ATTESTATION_SIZE + 1];
+        assert!(
+            check
+                .check(&digest, &huge)
+                .expect_err("oversize")
+                .contains("limit")
+        );
+    }
+
+    #[test]
+    fn decisions_land_in_the_ledger_and_survive_reopening() {
+        let d = tempfile::tempdir().expect("tmp");
+        pf_ledger::dir::init(d.path(), "test.example/admission").expect("init");
+        let record = DecisionRecord {
+            time_unix: 1,
+            uid: "705ab4f5-6393-11e8-b7cc-42010a800002".into(),
+            webhook: "validate".into(),
+            kind: "Pod".into(),
+            namespace: "agents".into(),
+            name: "support".into(),
+            operation: "CREATE".into(),
+            dry_run: false,
+            allowed: false,
+            bundle_digest: Some(format!("sha256:{}", "a".repeat(64))),
+            reasons: vec!["guard sidecar missing".into()],
+        };
+        {
+            let log = LedgerLog(pf_ledger::dir::open(d.path(), None).expect("open"));
+            assert_eq!(log.append(&record).expect("append"), 0);
+            assert_eq!(log.append(&record).expect("append"), 1);
+        }
+        let ledger = pf_ledger::dir::open_read_only(d.path()).expect("reopen");
+        assert_eq!(ledger.size(), 2);
+        let entry: DecisionRecord =
+            serde_json::from_slice(&ledger.entry(1).expect("entry")).expect("record");
+        assert_eq!(entry, record);
+    }
 }

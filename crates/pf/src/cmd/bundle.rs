@@ -68,6 +68,13 @@ enum BundleCommand {
         /// Envelope file [default: BUNDLE.dsse.json].
         #[arg(long)]
         sig: Option<PathBuf>,
+        /// Also require a passing verification attestation (`pf verify --key`) signed k-of-n by
+        /// this trust policy (JSON) of verifiers.
+        #[arg(long)]
+        attestors: Option<PathBuf>,
+        /// Verification attestation [default: BUNDLE.verify.dsse.json]; needs --attestors.
+        #[arg(long, requires = "attestors")]
+        attestation: Option<PathBuf>,
     },
 }
 
@@ -93,7 +100,16 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         }
         BundleCommand::Inspect { bundle, json } => inspect(&bundle, json, &limits),
         BundleCommand::Sign { bundle, key, out } => sign(&bundle, &key, out, &limits),
-        BundleCommand::Verify { bundle, trust, sig } => verify(&bundle, &trust, sig, &limits),
+        BundleCommand::Verify {
+            bundle,
+            trust,
+            sig,
+            attestors,
+            attestation,
+        } => {
+            let attest = attestors.map(|a| (a, attestation));
+            verify(&bundle, &trust, sig, attest, &limits)
+        }
     }
 }
 
@@ -223,12 +239,35 @@ fn verify(
     bundle: &Path,
     trust: &Path,
     sig: Option<PathBuf>,
+    attest: Option<(PathBuf, Option<PathBuf>)>,
     limits: &Limits,
 ) -> miette::Result<ExitCode> {
     let policy = super::trust::load(trust)?;
     let archive = pf_bundle::open::read_archive(bundle, limits).map_err(flat)?;
     let env = read_envelope(&sig.unwrap_or_else(|| default_envelope_path(bundle)))?;
-    match pf_bundle::verify_bundle(&archive, &env, &policy, limits) {
+    let verified = pf_bundle::verify_bundle(&archive, &env, &policy, limits);
+    let verified = match (verified, attest) {
+        (Ok(v), Some((attestors, file))) => {
+            let file = file.unwrap_or_else(|| super::verify::attestation_path(bundle));
+            match super::verify::check_attestation(&v.bundle.digest, &attestors, &file)? {
+                Ok(a) => {
+                    println!(
+                        "verification attestation {}: {} obligations passed, signed by {}",
+                        file.display(),
+                        a.predicate.obligations.len(),
+                        a.signers.join(", ")
+                    );
+                    Ok(v)
+                }
+                Err(reason) => {
+                    eprintln!("REJECTED {}: {reason}", bundle.display());
+                    return Ok(ExitCode::from(EXIT_REJECTED));
+                }
+            }
+        }
+        (other, _) => other,
+    };
+    match verified {
         Ok(v) => {
             println!(
                 "OK {} sha256:{} ({} {}), signed by {} of {} required: {}",

@@ -50,9 +50,12 @@ pub struct EmitArgs {
     /// Name of the Lean definition.
     #[arg(long, default_value = "policyJson")]
     pub name: String,
-    /// File holding the canonical policy JSON.
+    /// File holding the policy JSON (re-serialised canonically).
+    #[arg(long, required_unless_present = "spec", conflicts_with = "spec")]
+    pub json: Option<PathBuf>,
+    /// Agent spec whose compiled policy is emitted (what a `binding` obligation compares with).
     #[arg(long)]
-    pub json: PathBuf,
+    pub spec: Option<PathBuf>,
     /// Output file (stdout when absent).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
@@ -116,9 +119,26 @@ fn check(a: CheckArgs) -> miette::Result<ExitCode> {
 }
 
 fn emit(a: EmitArgs) -> miette::Result<ExitCode> {
-    let json = std::fs::read_to_string(&a.json)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("reading {}", a.json.display()))?;
+    let json = match (&a.spec, &a.json) {
+        (Some(spec), _) => {
+            let loaded = pf_spec::load(spec)?;
+            pf_policy::compile(&loaded.spec)
+                .map_err(|e| miette!("{}: {e}", spec.display()))?
+                .policy
+                .canonical_json()
+        }
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file)
+                .into_diagnostic()
+                .wrap_err_with(|| format!("reading {}", file.display()))?;
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .into_diagnostic()
+                .wrap_err_with(|| format!("{} is not JSON", file.display()))?;
+            // Compact with sorted keys: the same text `pf verify` compares a binding with.
+            value.to_string()
+        }
+        (None, None) => return Err(miette!("give --spec FILE or --json FILE")),
+    };
     if !a
         .name
         .split('.')

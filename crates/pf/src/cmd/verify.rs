@@ -134,7 +134,8 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     }
 }
 
-fn attestation_path(bundle: &Path) -> PathBuf {
+/// Where `pf verify --key` writes the attestation of `bundle` by default.
+pub fn attestation_path(bundle: &Path) -> PathBuf {
     let mut s = bundle.as_os_str().to_owned();
     s.push(".verify.dsse.json");
     PathBuf::from(s)
@@ -144,6 +145,8 @@ fn engine(c: &CheckerArgs) -> miette::Result<Engine> {
     let mut registry = Registry::new();
     registry.register(DIGEST_KIND, Arc::new(DigestChecker));
     registry.register("nnv", Arc::new(super::checkers::NnvChecker));
+    registry.register("lean", Arc::new(super::checkers::LeanChecker));
+    registry.register("reach", Arc::new(super::checkers::ReachChecker));
     for spec in &c.plugins {
         let (kind, file) = spec
             .split_once('=')
@@ -290,19 +293,8 @@ fn attestation(bundle: &Path, trust: &Path, att: Option<PathBuf>) -> miette::Res
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot read {}", bundle.display()))?;
     let digest = pf_bundle::Sha256Digest::of(&archive);
-    let policy = pf_bundle::TrustPolicy::from_file(trust).into_diagnostic()?;
     let att = att.unwrap_or_else(|| attestation_path(bundle));
-    let bytes = std::fs::read(&att)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot read {}", att.display()))?;
-    let env = match pf_bundle::Envelope::from_json(&bytes) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("attestation rejected: {e}");
-            return Ok(ExitCode::from(EXIT_REJECTED));
-        }
-    };
-    match pf_verify::verify_attestation(&env, &policy, &digest) {
+    match check_attestation(&digest, trust, &att)? {
         Ok(v) => {
             println!(
                 "attestation OK: {} obligations, signed by {}",
@@ -311,9 +303,30 @@ fn attestation(bundle: &Path, trust: &Path, att: Option<PathBuf>) -> miette::Res
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
-            eprintln!("attestation rejected: {e}");
+        Err(reason) => {
+            eprintln!("attestation rejected: {reason}");
             Ok(ExitCode::from(EXIT_REJECTED))
         }
     }
+}
+
+/// Checks the verification attestation in `file` for the bundle `digest` against the verifier
+/// trust policy `trust`. The outer error is an input problem (unreadable files, bad policy); the
+/// inner one is a rejected attestation.
+pub fn check_attestation(
+    digest: &pf_bundle::Sha256Digest,
+    trust: &Path,
+    file: &Path,
+) -> miette::Result<Result<pf_verify::VerifiedAttestation, String>> {
+    let policy = pf_bundle::TrustPolicy::from_file(trust)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("verifier trust policy {}", trust.display()))?;
+    let bytes = std::fs::read(file)
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot read {}", file.display()))?;
+    let env = match pf_bundle::Envelope::from_json(&bytes) {
+        Ok(e) => e,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    Ok(pf_verify::verify_attestation(&env, &policy, digest).map_err(|e| e.to_string()))
 }

@@ -1,8 +1,10 @@
-//! Adapters that plug the checker crates into the verification engine's `Checker` trait.
+//! The `nnv` checker: `pf-nnv` behind the engine's `Checker` trait.
 
 use std::time::Instant;
 
 use pf_verify::{CheckContext, CheckReport, Checker, Obligation, Verdict};
+
+use super::{input, or_error, text};
 
 /// The `nnv` obligation type: `file` is an NNet or ONNX model, `property` a VNN-LIB or Marabou
 /// property stating the unsafe region. `unsat` (unreachable) proves the obligation.
@@ -11,18 +13,10 @@ pub struct NnvChecker;
 /// Version of the adapter plus checker; part of the cache key, so bump it when verdicts may change.
 const NNV_VERSION: &str = concat!("pf-nnv/", env!("CARGO_PKG_VERSION"), "+1");
 
-fn text(bytes: &[u8], what: &str) -> Result<String, String> {
-    String::from_utf8(bytes.to_vec()).map_err(|e| format!("{what} is not UTF-8 text: {e}"))
-}
-
 impl NnvChecker {
     fn run(&self, ob: &Obligation, ctx: &CheckContext) -> Result<CheckReport, String> {
-        let model = ob
-            .input("file")
-            .ok_or("nnv obligation has no model `file`")?;
-        let property = ob
-            .input("property")
-            .ok_or("nnv obligation has no `property`")?;
+        let model = input(ob, "file", "model `file`")?;
+        let property = input(ob, "property", "`property`")?;
         let net = if model.path.to_ascii_lowercase().ends_with(".onnx") {
             pf_nnv::onnx::parse_onnx(&model.bytes)
         } else {
@@ -77,7 +71,6 @@ impl Checker for NnvChecker {
     }
 
     fn check(&self, ob: &Obligation, ctx: &CheckContext) -> CheckReport {
-        self.run(ob, ctx)
-            .unwrap_or_else(|reason| CheckReport::new(Verdict::Error { reason }))
+        or_error(self.run(ob, ctx))
     }
 }
