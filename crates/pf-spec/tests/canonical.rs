@@ -51,7 +51,7 @@ fn digest_ignores_comments_order_and_style_but_not_content() {
 #[test]
 fn examples_format_to_equivalent_specs() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    for dir in ["support-agent", "coding-agent"] {
+    for dir in ["support-agent", "coding-agent", "braking-agent"] {
         let loaded = pf_spec::load(&root.join(dir).join("agent.yaml")).expect("example loads");
         let formatted = pf_spec::to_yaml(&loaded.spec);
         let again = pf_spec::check_str("fmt.yaml", &formatted, None)

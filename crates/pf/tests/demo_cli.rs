@@ -30,9 +30,26 @@ fn demo_runs_every_step_for_every_example() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(stdout.contains("all steps passed"));
-    for name in ["support-agent-1.2.0.pfb", "coding-agent-0.3.1.pfb"] {
+    for name in [
+        "support-agent-1.2.0.pfb",
+        "coding-agent-0.3.1.pfb",
+        "braking-agent-0.1.0.pfb",
+    ] {
         assert!(out.path().join(name).is_file(), "{name} missing");
         assert!(out.path().join(format!("{name}.dsse.json")).is_file());
+        assert!(
+            out.path()
+                .join(format!("{name}.verify.dsse.json"))
+                .is_file()
+        );
+    }
+    // Every example's obligations are discharged by the native checkers.
+    for line in [
+        "command_gate_blocks_sudo (nnv, pf-nnv): proved",
+        "refund_gate_is_robust (nnv, pf-nnv): proved",
+        "emergency_braking_keeps_distance (reach, pf-reach): proved",
+    ] {
+        assert!(stdout.contains(line), "{line} missing: {stdout}");
     }
     assert!(
         stdout.contains("1 of 2 signatures"),

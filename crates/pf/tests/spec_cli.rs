@@ -24,7 +24,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 
 #[test]
 fn lint_accepts_the_examples() {
-    for ex in ["support-agent", "coding-agent"] {
+    for ex in ["support-agent", "coding-agent", "braking-agent"] {
         let spec = examples().join(ex).join("agent.yaml");
         let out = pf(&["spec", "lint", spec.to_str().expect("utf-8 path")]);
         assert!(

@@ -1,8 +1,10 @@
 //! `pf demo`: the main job end to end on embedded defaults, over the example agents.
 //!
 //! For each example: lint the spec, build its bundle twice (must be byte-identical), sign it with
-//! the example keys up to the spec's threshold, verify it against the spec's trust policy, and
-//! show that tampering and a missing signature are both rejected.
+//! the example keys up to the spec's threshold, verify it against the spec's trust policy, show
+//! that tampering and a missing signature are both rejected, then discharge every proof
+//! obligation with the native checkers, pass the quality gates and sign (and check) the
+//! verification attestation.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -183,7 +185,71 @@ fn demo_agent(dir: &Path, out: &Path) -> miette::Result<()> {
         "tamper",
         format!("rejected as it must be: {}", rejected.join("; ")),
     );
+    let first_key = signers
+        .keys
+        .first()
+        .map(|k| private_key_path(&loaded.base_dir, &k.public_key))
+        .ok_or_else(|| miette::miette!("no signer keys"))?;
+    prove(&built.bytes, &first_key, out, &built.file_name())?;
     println!();
+    Ok(())
+}
+
+/// Checks every obligation, gates, signs the attestation (with an example key standing in for
+/// the verifier's) and verifies it as `pf bundle verify --attestors` would.
+fn prove(archive: &[u8], key: &Path, out: &Path, file_name: &str) -> miette::Result<()> {
+    let limits = Limits::default();
+    let opened = pf_bundle::open(archive, &limits).map_err(flat)?;
+    let engine = pf_verify::Engine::new(
+        super::verify::native_checkers(),
+        pf_verify::EngineConfig::default(),
+    );
+    let report = pf_verify::verify_bundle(
+        &opened,
+        &engine,
+        &pf_verify::PlanLimits::default(),
+        &pf_verify::GateConfig::default(),
+        &|_| {},
+    )
+    .into_diagnostic()?;
+    for r in &report.results {
+        step(
+            "prove",
+            format!(
+                "{} ({}, {}): {} in {} ms",
+                r.name,
+                r.kind,
+                r.checker.as_deref().unwrap_or("-"),
+                r.verdict.status(),
+                r.duration_ms
+            ),
+        );
+    }
+    let failed: Vec<String> = report
+        .gates
+        .iter()
+        .filter(|g| !g.passed)
+        .flat_map(|g| g.failures.iter().map(move |f| format!("{}: {f}", g.gate)))
+        .collect();
+    if !report.passed {
+        miette::bail!("quality gates failed: {}", failed.join("; "));
+    }
+    let signing = pf_bundle::keys::read_signing_key(key).map_err(flat)?;
+    let envelope = pf_verify::sign_attestation(&report, &signing);
+    let att_path = out.join(format!("{file_name}.verify.dsse.json"));
+    std::fs::write(&att_path, envelope.to_json()).into_diagnostic()?;
+    let attestors =
+        pf_bundle::TrustPolicy::new(1, vec![("verifier".into(), signing.verifying_key())])
+            .map_err(flat)?;
+    pf_verify::verify_attestation(&envelope, &attestors, &opened.digest).into_diagnostic()?;
+    step(
+        "attest",
+        format!(
+            "{} gates passed; attestation {} verifies for this bundle",
+            report.gates.len(),
+            att_path.display()
+        ),
+    );
     Ok(())
 }
 

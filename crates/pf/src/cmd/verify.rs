@@ -141,12 +141,18 @@ pub fn attestation_path(bundle: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn engine(c: &CheckerArgs) -> miette::Result<Engine> {
+/// The native checkers: `sha256` (built in), `lean`, `nnv`, `reach`.
+pub fn native_checkers() -> Registry {
     let mut registry = Registry::new();
     registry.register(DIGEST_KIND, Arc::new(DigestChecker));
     registry.register("nnv", Arc::new(super::checkers::NnvChecker));
     registry.register("lean", Arc::new(super::checkers::LeanChecker));
     registry.register("reach", Arc::new(super::checkers::ReachChecker));
+    registry
+}
+
+fn engine(c: &CheckerArgs) -> miette::Result<Engine> {
+    let mut registry = native_checkers();
     for spec in &c.plugins {
         let (kind, file) = spec
             .split_once('=')
