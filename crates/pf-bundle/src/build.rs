@@ -94,14 +94,7 @@ impl BuiltBundle {
     /// Writes the archive to `path` via a temporary file, fsync and rename, so a crash never
     /// leaves a partial bundle under the final name.
     pub fn write(&self, path: &Path) -> io::Result<()> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(&self.bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
+        crate::write::write_atomic(path, &self.bytes)
     }
 }
 

@@ -21,6 +21,7 @@ pub mod open;
 pub mod path;
 pub mod sign;
 pub mod trust;
+pub mod write;
 
 pub use build::{BuildError, BuiltBundle, BundleBuilder, build_from_dir};
 pub use digest::Sha256Digest;
@@ -36,3 +37,4 @@ pub use sign::{
     bundle_statement, sign_bundle, verify_bundle,
 };
 pub use trust::{PolicyError, TrustPolicy, TrustedKey};
+pub use write::write_atomic;

@@ -1,7 +1,6 @@
 //! `pf bundle`: inspect, sign and verify `.pfb` bundles (the work is in `pf-bundle`).
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -218,19 +217,11 @@ fn sign(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes via a temporary file and rename so a crash never leaves a half-written envelope.
-fn write_atomic(path: &Path, bytes: &[u8]) -> miette::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write()
+/// Writes an envelope crash-safely (pf-bundle's `write_atomic`), newline-terminated.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> miette::Result<()> {
+    let mut text = bytes.to_vec();
+    text.push(b'\n');
+    pf_bundle::write_atomic(path, &text)
         .map_err(flat)
         .wrap_err_with(|| format!("cannot write {}", path.display()))
 }

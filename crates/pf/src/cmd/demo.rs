@@ -139,7 +139,7 @@ fn demo_agent(dir: &Path, out: &Path) -> miette::Result<()> {
     }
     let envelope = envelope.ok_or_else(|| miette::miette!("no signer keys"))?;
     let env_path = out.join(format!("{}.dsse.json", built.file_name()));
-    std::fs::write(&env_path, envelope.to_json()).into_diagnostic()?;
+    super::bundle::write_atomic(&env_path, envelope.to_json().as_bytes())?;
     step(
         "sign",
         format!(
@@ -237,7 +237,7 @@ fn prove(archive: &[u8], key: &Path, out: &Path, file_name: &str) -> miette::Res
     let signing = pf_bundle::keys::read_signing_key(key).map_err(flat)?;
     let envelope = pf_verify::sign_attestation(&report, &signing);
     let att_path = out.join(format!("{file_name}.verify.dsse.json"));
-    std::fs::write(&att_path, envelope.to_json()).into_diagnostic()?;
+    super::bundle::write_atomic(&att_path, envelope.to_json().as_bytes())?;
     let attestors =
         pf_bundle::TrustPolicy::new(1, vec![("verifier".into(), signing.verifying_key())])
             .map_err(flat)?;

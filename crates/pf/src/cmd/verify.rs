@@ -256,9 +256,7 @@ fn verify(a: RunArgs) -> miette::Result<ExitCode> {
     if let Some(key) = key {
         let out = a.out.unwrap_or_else(|| attestation_path(&bundle_path));
         let env = pf_verify::sign_attestation(&report, &key);
-        std::fs::write(&out, env.to_json())
-            .into_diagnostic()
-            .wrap_err_with(|| format!("cannot write {}", out.display()))?;
+        super::bundle::write_atomic(&out, env.to_json().as_bytes())?;
         eprintln!("attestation written to {}", out.display());
     }
     Ok(if report.passed {
