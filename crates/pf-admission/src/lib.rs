@@ -22,5 +22,5 @@ pub use audit::{DecisionLog, DecisionRecord, JsonlLog};
 pub use crd::{AgentDeployment, AgentDeploymentSpec, AgentDeploymentStatus};
 pub use policy::GuardConfig;
 pub use review::{DecodeError, decode_review};
-pub use store::{BundleStore, Verifier};
+pub use store::{BundleStore, Reverify, Verifier};
 pub use webhook::Admission;

@@ -6,16 +6,25 @@
 //! while admitting; a syncer (or `kubectl cp`, or a volume) fills the directory.
 //! [`Verifier`] checks a bundle once (signatures k-of-n, attestation, spec parse) and caches the
 //! result by digest; failures are not cached, so adding a missing attestation takes effect at once.
+//! With a [`Reverify`] backend, a signed bundle that has no attestation yet is verified once by
+//! the verification engine and the resulting attestation is written into the store.
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use pf_bundle::{Envelope, Limits, Sha256Digest, TrustPolicy, verify_bundle};
+use pf_bundle::{Envelope, Limits, OpenedBundle, Sha256Digest, TrustPolicy, verify_bundle};
 use pf_spec::AgentSpec;
 
 use crate::attest::{AttestationCheck, MAX_ATTESTATION_SIZE};
+
+/// Checks a bundle's proof obligations when the store holds no attestation for it.
+pub trait Reverify: Send + Sync {
+    /// Runs the verification engine on `bundle`; returns a signed attestation (DSSE JSON bytes)
+    /// when every gate passed, otherwise every reason.
+    fn reverify(&self, bundle: &OpenedBundle) -> Result<Vec<u8>, String>;
+}
 
 /// Largest signature envelope read from the store (bytes).
 pub const MAX_ENVELOPE_FILE: u64 = 4 * 1024 * 1024;
@@ -114,6 +123,7 @@ pub struct Verifier {
     store: BundleStore,
     policy: TrustPolicy,
     attestation: Arc<dyn AttestationCheck>,
+    reverify: Option<Arc<dyn Reverify>>,
     limits: Limits,
     cache: Mutex<HashMap<Sha256Digest, Arc<VerifiedAgent>>>,
 }
@@ -130,9 +140,17 @@ impl Verifier {
             store,
             policy,
             attestation,
+            reverify: None,
             limits,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Verifies bundles that have no attestation in the store with `backend` (once: the
+    /// attestation it signs is written into the store and checked like any other).
+    pub fn with_reverify(mut self, backend: Arc<dyn Reverify>) -> Self {
+        self.reverify = Some(backend);
+        self
     }
 
     /// The store.
@@ -214,12 +232,39 @@ impl Verifier {
                 None
             }
         };
-        // Verification attestation for exactly this digest.
-        let att = read_limited(
-            &self.store.attestation_path(digest),
-            MAX_ATTESTATION_SIZE as u64,
-            "verification attestation",
-        )
+        // Verification attestation for exactly this digest (re-verified when missing and a
+        // backend is configured; only for a correctly signed bundle).
+        let att_path = self.store.attestation_path(digest);
+        let stored = if att_path.exists() {
+            None
+        } else {
+            match (&self.reverify, &signed) {
+                (Some(backend), Some(v)) => Some(
+                    backend
+                        .reverify(&v.bundle)
+                        .map_err(|r| format!("re-verification failed: {r}"))
+                        .and_then(|bytes| {
+                            pf_bundle::write_atomic(&att_path, &bytes)
+                                .map(|()| bytes)
+                                .map_err(|e| {
+                                    format!(
+                                        "cannot store the attestation {}: {e}",
+                                        att_path.display()
+                                    )
+                                })
+                        }),
+                ),
+                _ => None,
+            }
+        };
+        let att = match stored {
+            Some(result) => result,
+            None => read_limited(
+                &att_path,
+                MAX_ATTESTATION_SIZE as u64,
+                "verification attestation",
+            ),
+        }
         .and_then(|bytes| {
             let ad = Sha256Digest::of(&bytes);
             if let Some(e) = expected_attestation

@@ -50,6 +50,10 @@ pub struct VerifyArgs {
     /// Guard sidecar memory request/limit.
     #[arg(long, default_value = "128Mi")]
     guard_memory: String,
+    /// Re-verify signed bundles that have no stored attestation with the native checkers, and
+    /// sign the result with this key (PKCS#8 PEM; its public key must be in --attestors).
+    #[arg(long)]
+    reverify_key: Option<PathBuf>,
 }
 
 /// `pf admission serve` options.
@@ -124,12 +128,36 @@ fn verifier(v: &VerifyArgs) -> miette::Result<(Arc<Verifier>, GuardConfig)> {
     if !v.store.is_dir() {
         miette::bail!("bundle store {} is not a directory", v.store.display());
     }
-    let verifier = Verifier::new(
+    let reverify = match &v.reverify_key {
+        None => None,
+        Some(path) => {
+            let key = pf_bundle::keys::read_signing_key(path).map_err(flat)?;
+            let id = pf_bundle::keys::key_id(&key.verifying_key());
+            if attestors.key_by_id(&id).is_none() || attestors.threshold() > 1 {
+                miette::bail!(
+                    "--reverify-key {} (key id {id}) must be one of the attestors, with an \
+                     attestor threshold of 1, or its attestations would never be accepted",
+                    path.display()
+                );
+            }
+            Some(Arc::new(EngineReverify {
+                engine: pf_verify::Engine::new(
+                    super::verify::native_checkers(),
+                    pf_verify::EngineConfig::default(),
+                ),
+                key,
+            }))
+        }
+    };
+    let mut verifier = Verifier::new(
         BundleStore::new(&v.store),
         policy,
         Arc::new(EngineAttestationCheck { policy: attestors }),
         Limits::default(),
     );
+    if let Some(r) = reverify {
+        verifier = verifier.with_reverify(r);
+    }
     let guard = GuardConfig {
         image: v.guard_image.clone(),
         cpu: v.guard_cpu.clone(),
@@ -157,6 +185,37 @@ impl AttestationCheck for EngineAttestationCheck {
         pf_verify::verify_attestation(&env, &self.policy, bundle_digest)
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Checks a bundle's obligations with the native checkers and default gates, and signs the
+/// attestation with the webhook's key.
+struct EngineReverify {
+    engine: pf_verify::Engine,
+    key: pf_bundle::keys::SigningKey,
+}
+
+impl pf_admission::Reverify for EngineReverify {
+    fn reverify(&self, bundle: &pf_bundle::OpenedBundle) -> Result<Vec<u8>, String> {
+        let report = pf_verify::verify_bundle(
+            bundle,
+            &self.engine,
+            &pf_verify::PlanLimits::default(),
+            &pf_verify::GateConfig::default(),
+            &|_| {},
+        )
+        .map_err(|e| e.to_string())?;
+        if !report.passed {
+            let failures: Vec<String> = report
+                .gates
+                .iter()
+                .flat_map(|g| g.failures.iter().map(move |f| format!("{}: {f}", g.gate)))
+                .collect();
+            return Err(failures.join("; "));
+        }
+        Ok(pf_verify::sign_attestation(&report, &self.key)
+            .to_json()
+            .into_bytes())
     }
 }
 
@@ -313,6 +372,28 @@ mod tests {
                 .expect_err("oversize")
                 .contains("limit")
         );
+    }
+
+    #[test]
+    fn reverify_proves_the_example_and_signs_what_the_check_accepts() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/coding-agent");
+        let built = super::super::bundle::build(&dir, Path::new("agent.yaml"), Limits::default())
+            .expect("example builds");
+        let opened = pf_bundle::open(&built.bytes, &Limits::default()).expect("opens");
+        let key = pf_bundle::keys::generate();
+        let policy =
+            TrustPolicy::new(1, vec![("webhook".into(), key.verifying_key())]).expect("policy");
+        let backend = EngineReverify {
+            engine: pf_verify::Engine::new(
+                super::super::verify::native_checkers(),
+                pf_verify::EngineConfig::default(),
+            ),
+            key,
+        };
+        let att = pf_admission::Reverify::reverify(&backend, &opened).expect("proved");
+        let check = EngineAttestationCheck { policy };
+        assert_eq!(check.check(&opened.digest, &att), Ok(()));
     }
 
     #[test]
