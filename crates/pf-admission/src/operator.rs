@@ -19,7 +19,7 @@ use kube::{Client, Resource, ResourceExt};
 use crate::crd::{ADMITTED, AgentDeployment, AgentDeploymentStatus, Condition, READY, VERIFIED};
 use crate::policy::{self, GuardConfig};
 use crate::store::{Verifier, parse_digest_ref};
-use crate::webhook::{BUNDLE_ANNOTATION, guard_container};
+use crate::webhook::{BUNDLE_ANNOTATION, guard_container, guard_volumes};
 
 /// Finalizer name.
 pub const FINALIZER: &str = "provability-fabric.io/cleanup";
@@ -129,7 +129,7 @@ pub fn desired_deployment(
                 "metadata": {"labels": labels, "annotations": {BUNDLE_ANNOTATION: s.bundle.digest}},
                 "spec": {
                     "containers": [agent, guard_container(guard)],
-                    "volumes": [{"name": policy::SPEC_VOLUME, "configMap": {"name": configmap_name(&name)}}],
+                    "volumes": guard_volumes(&configmap_name(&name)),
                 },
             },
         },

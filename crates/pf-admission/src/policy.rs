@@ -12,6 +12,15 @@ pub const GUARD_CONTAINER: &str = "pf-guard";
 pub const SPEC_VOLUME: &str = "pf-spec";
 /// Where the spec volume is mounted in the guard sidecar.
 pub const SPEC_MOUNT_PATH: &str = "/etc/provability-fabric";
+/// Name of the writable scratch volume holding the guard's decision log.
+pub const STATE_VOLUME: &str = "pf-guard-state";
+/// Where the scratch volume is mounted in the guard sidecar (its root filesystem is read-only).
+pub const STATE_MOUNT_PATH: &str = "/var/run/pf-guard";
+/// Address the guard's MCP proxy listens on inside the pod (the agent's MCP endpoint is
+/// `http://127.0.0.1:8808/mcp`).
+pub const GUARD_LISTEN: &str = "127.0.0.1:8808";
+/// Port of the guard's /metrics and /healthz.
+pub const GUARD_METRICS_PORT: u16 = 9464;
 
 /// How the guard sidecar looks.
 #[derive(Debug, Clone)]
@@ -22,6 +31,8 @@ pub struct GuardConfig {
     pub cpu: String,
     /// Memory request and limit of the sidecar.
     pub memory: String,
+    /// The Streamable HTTP MCP endpoint of the agent's tools that the sidecar proxies.
+    pub upstream: String,
 }
 
 /// True if `image` is pinned: `name@sha256:<64 lowercase hex>`.

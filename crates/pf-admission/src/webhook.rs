@@ -388,15 +388,24 @@ impl Admission {
         {
             ops.push(serde_json::json!({"op": "add", "path": format!("{base}/containers/-"), "value": guard_container(&self.guard)}));
         }
-        let vol = serde_json::json!({"name": policy::SPEC_VOLUME, "configMap": {"name": spec_configmap_name(hex)}});
-        match &pod.volumes {
-            None => ops.push(
-                serde_json::json!({"op": "add", "path": format!("{base}/volumes"), "value": [vol]}),
-            ),
-            Some(v) if !v.iter().any(|v| v.name == policy::SPEC_VOLUME) => ops.push(
-                serde_json::json!({"op": "add", "path": format!("{base}/volumes/-"), "value": vol}),
-            ),
-            Some(_) => {}
+        let wanted = guard_volumes(&spec_configmap_name(hex));
+        let missing: Vec<serde_json::Value> = wanted
+            .into_iter()
+            .filter(|w| {
+                !pod.volumes
+                    .iter()
+                    .flatten()
+                    .any(|v| Some(v.name.as_str()) == w["name"].as_str())
+            })
+            .collect();
+        if pod.volumes.is_none() {
+            if !missing.is_empty() {
+                ops.push(serde_json::json!({"op": "add", "path": format!("{base}/volumes"), "value": missing}));
+            }
+        } else {
+            for vol in missing {
+                ops.push(serde_json::json!({"op": "add", "path": format!("{base}/volumes/-"), "value": vol}));
+            }
         }
         serde_json::from_value(serde_json::Value::Array(ops))
             .unwrap_or(json_patch::Patch(Vec::new()))
@@ -413,9 +422,40 @@ pub fn guard_container(guard: &GuardConfig) -> serde_json::Value {
     serde_json::json!({
         "name": policy::GUARD_CONTAINER,
         "image": guard.image,
-        "args": ["guard", "--spec", format!("{}/agent.yaml", policy::SPEC_MOUNT_PATH)],
+        "args": guard_args(guard),
+        "ports": [{"name": "metrics", "containerPort": policy::GUARD_METRICS_PORT}],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}},
         "resources": {"requests": q, "limits": q},
         "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "runAsNonRoot": true},
-        "volumeMounts": [{"name": policy::SPEC_VOLUME, "mountPath": policy::SPEC_MOUNT_PATH, "readOnly": true}],
+        "volumeMounts": [
+            {"name": policy::SPEC_VOLUME, "mountPath": policy::SPEC_MOUNT_PATH, "readOnly": true},
+            {"name": policy::STATE_VOLUME, "mountPath": policy::STATE_MOUNT_PATH},
+        ],
     })
+}
+
+/// The sidecar's `pf` arguments: the Streamable HTTP MCP proxy of `pf guard` in front of the
+/// agent's tool server, decisions to the scratch volume, metrics on all interfaces.
+pub fn guard_args(guard: &GuardConfig) -> Vec<String> {
+    vec![
+        "guard".into(),
+        "--spec".into(),
+        format!("{}/agent.yaml", policy::SPEC_MOUNT_PATH),
+        "--upstream".into(),
+        guard.upstream.clone(),
+        "--listen".into(),
+        policy::GUARD_LISTEN.into(),
+        "--metrics-addr".into(),
+        format!("0.0.0.0:{}", policy::GUARD_METRICS_PORT),
+        "--log".into(),
+        format!("{}/decisions.jsonl", policy::STATE_MOUNT_PATH),
+    ]
+}
+
+/// The pod volumes the sidecar needs: the spec (from its ConfigMap) and a scratch directory.
+pub fn guard_volumes(configmap: &str) -> Vec<serde_json::Value> {
+    vec![
+        serde_json::json!({"name": policy::SPEC_VOLUME, "configMap": {"name": configmap}}),
+        serde_json::json!({"name": policy::STATE_VOLUME, "emptyDir": {}}),
+    ]
 }

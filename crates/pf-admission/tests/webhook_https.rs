@@ -445,6 +445,22 @@ async fn mutation_injects_once_and_dry_runs_are_flagged() {
         &serde_json::from_value::<json_patch::Patch>(patch_v).unwrap(),
     )
     .unwrap();
+    let spec = &v["request"]["object"]["spec"];
+    let vols: Vec<&str> = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(vols, ["pf-spec", "pf-guard-state"], "{spec}");
+    let guard = &spec["containers"][1];
+    assert_eq!(guard["name"], "pf-guard");
+    let args = guard["args"].to_string();
+    assert!(
+        args.contains("--upstream") && args.contains("http://127.0.0.1:8080/mcp"),
+        "{args}"
+    );
+    assert!(args.contains("/var/run/pf-guard/decisions.jsonl"), "{args}");
     let patched = v.to_string();
     // Mutating the result again is a no-op, and the result validates.
     let (_, body) = c.post("/mutate", &patched).await;

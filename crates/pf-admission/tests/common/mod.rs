@@ -92,6 +92,7 @@ pub fn guard() -> GuardConfig {
         image: guard_image(),
         cpu: "200m".into(),
         memory: "128Mi".into(),
+        upstream: "http://127.0.0.1:8080/mcp".into(),
     }
 }
 

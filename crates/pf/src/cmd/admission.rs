@@ -50,6 +50,10 @@ pub struct VerifyArgs {
     /// Guard sidecar memory request/limit.
     #[arg(long, default_value = "128Mi")]
     guard_memory: String,
+    /// The agent's Streamable HTTP MCP tool server, as the guard sidecar reaches it (the agent
+    /// then talks MCP to the guard at http://127.0.0.1:8808/mcp).
+    #[arg(long, default_value = "http://127.0.0.1:8080/mcp")]
+    guard_upstream: String,
     /// Re-verify signed bundles that have no stored attestation with the native checkers, and
     /// sign the result with this key (PKCS#8 PEM; its public key must be in --attestors).
     #[arg(long)]
@@ -162,6 +166,7 @@ fn verifier(v: &VerifyArgs) -> miette::Result<(Arc<Verifier>, GuardConfig)> {
         image: v.guard_image.clone(),
         cpu: v.guard_cpu.clone(),
         memory: v.guard_memory.clone(),
+        upstream: v.guard_upstream.clone(),
     };
     Ok((Arc::new(verifier), guard))
 }
