@@ -19,9 +19,29 @@ fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let smoke = args.iter().any(|a| a == "--smoke");
     let sound = args.iter().any(|a| a == "--sound");
+    // `--limit SECS`: per-problem time limit (default 20 s).
+    let limit = args
+        .iter()
+        .position(|a| a == "--limit")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .unwrap_or(20.0);
+    // `--seed N`: sampler seed (default: the library's).
+    let seed = args
+        .iter()
+        .position(|a| a == "--seed")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(Options::default().seed);
     let dir = args
         .iter()
-        .find(|a| !a.starts_with("--"))
+        .enumerate()
+        .find(|(i, a)| {
+            !a.starts_with("--")
+                && (*i == 0 || !matches!(args[i - 1].as_str(), "--limit" | "--seed"))
+        })
+        .map(|(_, a)| a)
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -51,7 +71,8 @@ fn main() -> std::process::ExitCode {
         } else {
             Method::Learned
         },
-        time_limit: Some(std::time::Duration::from_secs(20)),
+        time_limit: Some(std::time::Duration::from_secs_f64(limit)),
+        seed,
         ..Options::default()
     };
     let mut mismatches = 0;
