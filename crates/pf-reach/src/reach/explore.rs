@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use super::run::{simulate_run, step_of, time_cut};
 use super::sample::{Rng, sample_points};
-use super::tube::mode_tube;
+use super::tube::{TubeError, mode_tube};
 use super::{Cell, Counterexample, ModeTube, Options, TubeBox};
 use crate::interval::Iv;
 use crate::pred::Tri;
@@ -155,7 +155,22 @@ impl Explorer<'_> {
         }
         let mode = &p.vertices[v];
         let span = time_cut(p, v, rem, step_of(p));
-        let (boxes, failure) = mode_tube(p, mode, &init, span, o, &mut self.rng, self.sims)?;
+        let (boxes, failure) = match mode_tube(p, mode, &init, span, o, &mut self.rng, self.sims) {
+            Ok(t) => t,
+            Err(TubeError::Fatal(e)) => return Err(e),
+            // Treated like a tube that meets the unsafe set: split the entry, then the cell.
+            Err(TubeError::Blowup(reason)) => (Vec::new(), Some(reason)),
+        };
+        if boxes.is_empty() {
+            let reason = failure.unwrap_or_else(|| "empty tube".into());
+            if splits < o.mode_splits && init.iter().any(|i| i.width() > 0.0) {
+                return self.split_entry(v, &init, start, splits, chain, entered);
+            }
+            return Ok(Explored::Meets {
+                reason,
+                after_transition: entered,
+            });
+        }
         // First window of each outgoing guard: (edge index, first box, end box exclusive).
         let outs: Vec<_> = p.edges.iter().filter(|e| e.from == v).collect();
         let mut windows: Vec<(usize, usize, usize)> = Vec::new();
@@ -197,23 +212,7 @@ impl Explorer<'_> {
         });
         if meets {
             if splits < o.mode_splits && init.iter().any(|i| i.width() > 0.0) {
-                let j = (0..init.len())
-                    .max_by(|&a, &b| init[a].width().total_cmp(&init[b].width()))
-                    .unwrap_or(0);
-                let m = init[j].mid();
-                let (mut a, mut b) = (init.clone(), init.clone());
-                a[j] = Iv::new(init[j].lo, m);
-                b[j] = Iv::new(m, init[j].hi);
-                let ra = self.entry(v, a, start, splits + 1, chain, entered)?;
-                let Explored::Safe(mut ta) = ra else {
-                    return Ok(ra);
-                };
-                let rb = self.entry(v, b, start, splits + 1, chain, entered)?;
-                let Explored::Safe(tb) = rb else {
-                    return Ok(rb);
-                };
-                ta.extend(tb);
-                return Ok(Explored::Safe(ta));
+                return self.split_entry(v, &init, start, splits, chain, entered);
             }
             return Ok(Explored::Meets {
                 reason: format!("tube meets the unsafe set in mode `{mode}`"),
@@ -290,5 +289,35 @@ impl Explorer<'_> {
             start.hi + boxes[b - 1].local.hi,
         );
         self.entry(e.to, nb, st, 0, chain + 1, true)
+    }
+
+    /// DryVR's per-mode refinement: split the entry box along its widest dimension and check
+    /// both halves.
+    fn split_entry(
+        &mut self,
+        v: usize,
+        init: &[Iv],
+        start: Iv,
+        splits: usize,
+        chain: usize,
+        entered: bool,
+    ) -> Result<Explored, String> {
+        let j = (0..init.len())
+            .max_by(|&a, &b| init[a].width().total_cmp(&init[b].width()))
+            .unwrap_or(0);
+        let m = init[j].mid();
+        let (mut a, mut b) = (init.to_vec(), init.to_vec());
+        a[j] = Iv::new(init[j].lo, m);
+        b[j] = Iv::new(m, init[j].hi);
+        let ra = self.entry(v, a, start, splits + 1, chain, entered)?;
+        let Explored::Safe(mut ta) = ra else {
+            return Ok(ra);
+        };
+        let rb = self.entry(v, b, start, splits + 1, chain, entered)?;
+        let Explored::Safe(tb) = rb else {
+            return Ok(rb);
+        };
+        ta.extend(tb);
+        Ok(Explored::Safe(ta))
     }
 }

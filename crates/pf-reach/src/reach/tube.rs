@@ -13,7 +13,22 @@ use crate::sound::sound_tube;
 
 /// A tube and, when a simulation failed part-way, the reason (the tube then covers only the
 /// common prefix of the traces, usable up to a transition that happens before the failure).
-pub(crate) type TubeResult = Result<(Vec<TubeBox>, Option<String>), String>;
+pub(crate) type TubeResult = Result<(Vec<TubeBox>, Option<String>), TubeError>;
+
+/// Why a mode has no tube.
+#[derive(Debug)]
+pub(crate) enum TubeError {
+    /// Simulation or model failure: the verdict is `unknown` with this reason.
+    Fatal(String),
+    /// The bound blew up (sound mode): a smaller entry box may succeed.
+    Blowup(String),
+}
+
+impl From<String> for TubeError {
+    fn from(e: String) -> TubeError {
+        TubeError::Fatal(e)
+    }
+}
 
 /// DryVR's tube: simulate from the centre, the vertices and `o.samples` random points of
 /// `init`, learn the discrepancy (DryVR §4) and bloat the centre trace. For each sample interval
@@ -45,10 +60,14 @@ fn learned_tube(
         .min()
         .unwrap_or(0);
     if m < 2 {
-        return Err(failure.unwrap_or_else(|| "simulator returned fewer than two samples".into()));
+        return Err(TubeError::Fatal(failure.unwrap_or_else(|| {
+            "simulator returned fewer than two samples".into()
+        })));
     }
     if failure.is_none() && runs.iter().any(|(t, _)| t.len() != m) {
-        return Err("simulator returned traces of different lengths for one mode".into());
+        return Err(TubeError::Fatal(
+            "simulator returned traces of different lengths for one mode".into(),
+        ));
     }
     let (mut ts, mut c) = runs[0].clone();
     ts.truncate(m);
@@ -94,12 +113,20 @@ pub(crate) fn mode_tube(
         (Method::Sound, Dynamics::Ode(m)) => {
             let md = m
                 .mode(mode)
-                .ok_or_else(|| format!("no dynamics for mode `{mode}`"))?;
+                .ok_or_else(|| TubeError::Fatal(format!("no dynamics for mode `{mode}`")))?;
             sims.fetch_add(1, Ordering::Relaxed);
-            sound_tube(md, init, horizon, m.step, 1_000_000).map(|b| (b, None))
+            sound_tube(md, init, horizon, m.step, 1_000_000)
+                .map(|b| (b, None))
+                .map_err(|e| {
+                    if e.is_refinable() {
+                        TubeError::Blowup(e.to_string())
+                    } else {
+                        TubeError::Fatal(e.to_string())
+                    }
+                })
         }
-        (Method::Sound, Dynamics::External(_)) => {
-            Err("sound mode needs an ODE model, not an external simulator".into())
-        }
+        (Method::Sound, Dynamics::External(_)) => Err(TubeError::Fatal(
+            "sound mode needs an ODE model, not an external simulator".into(),
+        )),
     }
 }
