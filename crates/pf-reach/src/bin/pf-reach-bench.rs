@@ -1,7 +1,8 @@
 //! Benchmark: run every DryVR problem in a directory, print verdict vs expected and time.
-//! Usage: `pf-reach-bench [DIR] [--smoke] [--sound] [--growth]`.
-//! `--smoke` runs only a few small problems (for CI); `--growth` prints the table of time and
-//! tube width as the initial set grows, for the learned and the sound method.
+//! Usage: `pf-reach-bench [DIR] [--smoke] [--sound] [--growth] [--published] [--limit S]
+//! [--seed N]`. `--smoke` runs only a few small problems (for CI); `--growth` prints the table
+//! of time and tube width as the initial set grows, for the learned and the sound method;
+//! `--published` compares with DryVR's published times (median of 3 runs).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -49,6 +50,10 @@ fn main() -> std::process::ExitCode {
         });
     if args.iter().any(|a| a == "--growth") {
         growth(&dir);
+        return std::process::ExitCode::SUCCESS;
+    }
+    if args.iter().any(|a| a == "--published") {
+        published(&dir);
         return std::process::ExitCode::SUCCESS;
     }
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
@@ -189,5 +194,44 @@ fn growth(dir: &std::path::Path) {
                 s.stats.max_width
             );
         }
+    }
+}
+
+/// DryVR's published total times (i7-6600U laptop), as quoted in the issue.
+const PUBLISHED: &[(&str, &str, f64)] = &[
+    ("Van der Pol", "input_vanderpol.json", 2.92),
+    ("Lorenz", "input_lorentz.json", 1.07),
+    ("Brusselator", "input_bruss.json", 3.02),
+    ("jet engine", "input_jetEngine.json", 12.1),
+    ("vehicle platoon 9-D", "input_vehicle_platoon_3.json", 4.28),
+    ("ISS 25-D", "ISS.json", 243.6),
+];
+
+fn published(dir: &std::path::Path) {
+    println!(
+        "| problem | DryVR published (s) | pf-reach verdict | pf-reach median of 3 (s) | speed-up |"
+    );
+    println!("|---|---|---|---|---|");
+    for (label, file, theirs) in PUBLISHED {
+        let p = match Problem::load(&dir.join(file)) {
+            Ok(p) => p,
+            Err(e) => {
+                println!("| {label} (`{file}`) | {theirs} | error: {e} | | |");
+                continue;
+            }
+        };
+        let mut times = Vec::new();
+        let mut verdict = String::new();
+        for _ in 0..3 {
+            let r = check(&p, &Options::default());
+            verdict = why(&r.verdict);
+            times.push(r.stats.seconds);
+        }
+        times.sort_by(f64::total_cmp);
+        let ours = times[1];
+        println!(
+            "| {label} (`{file}`) | {theirs} | {verdict} | {ours:.3} | {:.0}x |",
+            theirs / ours.max(1e-9)
+        );
     }
 }
