@@ -142,7 +142,9 @@ fn main() -> std::process::ExitCode {
 fn why(v: &pf_reach::Verdict) -> String {
     match v {
         pf_reach::Verdict::Unknown { reason } => {
-            format!("unknown ({})", reason.chars().take(50).collect::<String>())
+            // The innermost cause is the informative part ("no a priori enclosure at t = ..").
+            let tail = reason.rsplit(": ").next().unwrap_or(reason);
+            format!("unknown ({})", tail.chars().take(60).collect::<String>())
         }
         o => o.label().to_string(),
     }
