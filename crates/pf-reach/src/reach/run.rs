@@ -37,39 +37,58 @@ pub(crate) fn step_of(p: &Problem) -> f64 {
     }
 }
 
-/// How long (local time, at most `rem`) the mode at vertex `v` needs to be simulated. An
-/// outgoing guard that depends on time only (DryVR's `And(t>5.0,t<=6.0)`) has the same window
-/// on every trace and every tube: the mode is left (urgently, DryVR's semantics) by the end of
-/// that window, so nothing after it is needed. The window is found on the sample grid
-/// `0, h, 2h, ...` that traces and tubes use; one sample past its end is kept.
+/// How long (local time, at most `rem`) the mode at vertex `v` needs to be simulated. When
+/// every outgoing guard depends on time only (DryVR's `And(t>5.0,t<=6.0)`), each guard has the
+/// same window on every trace and every tube, so the windows are known before simulating: the
+/// tube is cut (DryVR's urgent semantics) at the end of the earliest-starting window, and runs
+/// fire inside it, so nothing after its end is needed. Windows are found on the sample grid
+/// `0, h, 2h, ...` that traces and tubes use, and one sample past the end is kept. A guard that
+/// reads the state may open a window that starts earlier and ends later: then nothing is cut.
 pub(crate) fn time_cut(p: &Problem, v: usize, rem: f64, h: f64) -> f64 {
     if h.is_nan() || h <= 0.0 {
         return rem;
     }
+    let outs: Vec<_> = p.edges.iter().filter(|e| e.from == v).collect();
+    if outs.is_empty() || outs.iter().any(|e| e.guard.uses_state()) {
+        return rem;
+    }
     let any = vec![Iv::entire(); p.variables.len()];
-    let mut cut = rem;
-    for e in p
-        .edges
-        .iter()
-        .filter(|e| e.from == v && !e.guard.uses_state())
-    {
-        let mut started = false;
+    // (start, end) of each guard's first window, in samples.
+    let mut wins: Vec<(usize, usize)> = Vec::new();
+    for e in outs {
+        let mut start = None;
         // Scanning is bounded: a window more than a million samples away is not worth it.
         for k in 0..1_000_000usize {
             let t0 = k as f64 * h;
-            if t0 >= cut {
+            if t0 >= rem {
                 break;
             }
             let hit = e.guard.eval_box(&any, Iv::new(t0, t0 + h)) != Tri::False;
-            if hit {
-                started = true;
-            } else if started {
-                cut = cut.min(t0 + h);
-                break;
+            match (start, hit) {
+                (None, true) => start = Some(k),
+                (Some(s), false) => {
+                    wins.push((s, k));
+                    start = None;
+                    break;
+                }
+                _ => {}
             }
         }
+        if start.is_some() {
+            // The window runs to the end of the remaining time: nothing to cut.
+            return rem;
+        }
     }
-    cut
+    let Some(first) = wins.iter().map(|w| w.0).min() else {
+        return rem;
+    };
+    let end = wins
+        .iter()
+        .filter(|w| w.0 == first)
+        .map(|w| w.1)
+        .max()
+        .unwrap_or(first);
+    rem.min((end + 1) as f64 * h)
 }
 
 fn seg_box(a: &[f64], b: &[f64]) -> Vec<Iv> {
@@ -181,22 +200,35 @@ pub fn simulate_run(
 mod tests {
     use super::*;
 
-    #[test]
-    fn time_only_guard_cuts_the_simulation_after_its_window() {
-        let p = Problem::from_json_str(
-            r#"{"vertex":["A","B"],"edge":[[0,1],[0,1]],"variables":["x"],
-                "guards":["And(t>5.0,t<=6.0)","x>100"],"initialSet":[[0],[1]],
+    fn two_edges(g0: &str, g1: &str) -> Problem {
+        let json = format!(
+            r#"{{"vertex":["A","B"],"edge":[[0,1],[0,1]],"variables":["x"],
+                "guards":["{g0}","{g1}"],"initialSet":[[0],[1]],
                 "unsafeSet":"@Allmode:x>1000","timeHorizon":50,
-                "dynamics":{"step":0.05,"equations":{"x":"1"}}}"#,
-            "cut.json",
-            None,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+                "dynamics":{{"step":0.05,"equations":{{"x":"1"}}}}}}"#
+        );
+        Problem::from_json_str(&json, "cut.json", None).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn time_only_guards_cut_the_simulation_after_the_first_window() {
         // The window's last sample interval is [6.0, 6.05]; one more is kept.
+        let p = two_edges("And(t>5.0,t<=6.0)", "And(t>7.0,t<=8.0)");
         let cut = time_cut(&p, 0, 50.0, 0.05);
         assert!((cut - 6.1).abs() < 1e-9, "{cut}");
-        // A state guard alone never cuts; neither does a window beyond the remaining time.
+        // The earliest-starting window decides, even when it ends after another one.
+        let p = two_edges("And(t>5.0,t<=6.0)", "And(t>2.0,t<=9.0)");
+        let cut = time_cut(&p, 0, 50.0, 0.05);
+        assert!((cut - 9.1).abs() < 1e-9, "{cut}");
+        // A window beyond the remaining time, and a mode without edges, cut nothing.
+        assert_eq!(time_cut(&p, 0, 1.0, 0.05), 1.0);
         assert_eq!(time_cut(&p, 1, 50.0, 0.05), 50.0);
-        assert_eq!(time_cut(&p, 0, 3.0, 0.05), 3.0);
+    }
+
+    #[test]
+    fn a_state_guard_disables_the_cut() {
+        // `x > 3` opens at t = 3 and may stay open past the time window: keep everything.
+        let p = two_edges("And(t>5.0,t<=6.0)", "x>3");
+        assert_eq!(time_cut(&p, 0, 50.0, 0.05), 50.0);
     }
 }
