@@ -17,6 +17,7 @@ pub mod pred;
 pub mod problem;
 pub mod reach;
 pub mod sound;
+pub mod switches;
 
 pub use problem::{Problem, ProblemError};
 pub use reach::{Method, Options, Report, Stats, Verdict, check};

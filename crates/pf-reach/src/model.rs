@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use crate::deriv::derive;
 use crate::expr::{Expr, ExprError, Sym};
-use crate::ode::{OdeError, OdeOpts, integrate_partial};
+use crate::ode::{OdeError, OdeOpts, integrate_partial_at};
+use crate::switches::time_switches;
 
 /// Dynamics of one mode.
 #[derive(Clone, Debug)]
@@ -20,6 +21,8 @@ pub struct ModeDyn {
     /// `(A, b)` with `rhs = A x + b` (row-major `A`) when the right-hand side is affine and
     /// time-invariant: evaluated as a matrix product, much faster than interpretation.
     pub affine: Option<(Vec<f64>, Vec<f64>)>,
+    /// Local times where the right-hand side switches (see [`crate::switches`]).
+    pub switches: Vec<f64>,
 }
 
 impl ModeDyn {
@@ -51,11 +54,13 @@ impl ModeDyn {
                 }
             }
         }
+        let switches = time_switches(&rhs);
         ModeDyn {
             entry,
             rhs,
             output,
             affine,
+            switches,
         }
     }
 
@@ -145,7 +150,7 @@ impl OdeModel {
                 *di = e.eval(x, t);
             }
         };
-        let (xs, mut err) = integrate_partial(&f, &xi, &ts, o);
+        let (xs, mut err) = integrate_partial_at(&f, &xi, &ts, &m.switches, o);
         let mut ts = ts;
         ts.truncate(xs.len());
         let xs: Vec<Vec<f64>> = match &m.output {
@@ -419,7 +424,10 @@ fn car_agent(mode: &str) -> Result<Agent, ModelError> {
     let a = match mode {
         "Const" | "TurnLeft" | "TurnRight" => "0",
         "Acc1" | "Acc2" => "0.2",
-        "Dec" | "Brk" => "(-0.2*step(v0))",
+        // DryVR decelerates unless `v_initial == 0.0`; its speed is rebuilt from
+        // `v*cos(-pi/2)` terms, so a stopped car has a speed of ~1e-17, not 0: below 1e-9
+        // m/s a car counts as stopped (else it would start reversing).
+        "Dec" | "Brk" => "(-0.2*step(v0 - 1e-9))",
         _ => return merr(format!("unknown `cars` mode `{mode}`")),
     };
     let delta = match mode {

@@ -78,12 +78,21 @@ const E4: f64 = 71.0 / 1920.0;
 const E5: f64 = -17253.0 / 339200.0;
 const E6: f64 = 22.0 / 525.0;
 const E7: f64 = -1.0 / 40.0;
+// Dense output (Hairer, Nørsett & Wanner, §II.6; the continuous extension of DOPRI5).
+const D1: f64 = -12715105075.0 / 11282082432.0;
+const D3: f64 = 87487479700.0 / 32700410799.0;
+const D4: f64 = -10690763975.0 / 1880347072.0;
+const D5: f64 = 701980252875.0 / 199316789632.0;
+const D6: f64 = -1453857185.0 / 822651844.0;
+const D7: f64 = 69997945.0 / 29380423.0;
 
 /// Right-hand side `f(x, t, out)`.
 pub type Rhs<'a> = dyn Fn(&[f64], f64, &mut [f64]) + 'a;
 
 /// Integrate from `x0` at `times[0]` and return the state at every entry of `times`
-/// (which must be increasing). Steps are clamped to land on each output time.
+/// (which must be increasing). Steps are chosen by error control alone; output times inside a
+/// step are filled in with the method's 4th-order continuous extension, and the last step is
+/// clamped to land on the last time.
 pub fn integrate(
     f: &Rhs<'_>,
     x0: &[f64],
@@ -91,7 +100,7 @@ pub fn integrate(
     o: &OdeOpts,
 ) -> Result<Vec<Vec<f64>>, OdeError> {
     let mut out = Vec::with_capacity(times.len());
-    match integrate_into(f, x0, times, o, &mut out) {
+    match integrate_into(f, x0, times, &[], o, &mut out) {
         Ok(()) => Ok(out),
         Err(e) => Err(e),
     }
@@ -105,8 +114,22 @@ pub fn integrate_partial(
     times: &[f64],
     o: &OdeOpts,
 ) -> (Vec<Vec<f64>>, Option<OdeError>) {
+    integrate_partial_at(f, x0, times, &[], o)
+}
+
+/// Like [`integrate_partial`] for a right-hand side that may jump at the times in `breaks`
+/// (time-only switches such as `step(t-5)`): steps land on each break, the step before it is
+/// evaluated with left limits and the step after it restarts from right limits, so neither
+/// the error estimate nor the dense output straddles a discontinuity.
+pub fn integrate_partial_at(
+    f: &Rhs<'_>,
+    x0: &[f64],
+    times: &[f64],
+    breaks: &[f64],
+    o: &OdeOpts,
+) -> (Vec<Vec<f64>>, Option<OdeError>) {
     let mut out = Vec::with_capacity(times.len());
-    let e = integrate_into(f, x0, times, o, &mut out).err();
+    let e = integrate_into(f, x0, times, breaks, o, &mut out).err();
     (out, e)
 }
 
@@ -114,6 +137,7 @@ fn integrate_into(
     f: &Rhs<'_>,
     x0: &[f64],
     times: &[f64],
+    breaks: &[f64],
     o: &OdeOpts,
     out: &mut Vec<Vec<f64>>,
 ) -> Result<(), OdeError> {
@@ -145,89 +169,152 @@ fn integrate_into(
     };
     h = h.min(span.max(1e-12));
     let mut steps = 0usize;
-    for &target in &times[1..] {
-        while t < target {
-            steps += 1;
-            if steps > o.max_steps {
-                return Err(OdeError::StepBudget {
-                    steps: o.max_steps,
-                    t,
-                });
+    let end = times.last().copied().unwrap_or(t0);
+    let mut next = 1; // next output time to fill
+    let mut cont = vec![vec![0.0; n]; 5];
+    while next < times.len() {
+        steps += 1;
+        if steps > o.max_steps {
+            return Err(OdeError::StepBudget {
+                steps: o.max_steps,
+                t,
+            });
+        }
+        let mut last = false;
+        let mut at_break = false;
+        let mut hh = h;
+        let brk = breaks
+            .iter()
+            .copied()
+            .filter(|&b| b > t + 1e-12 * t.abs().max(1.0) && b < end)
+            .fold(f64::INFINITY, f64::min);
+        if t + hh >= brk - 1e-12 * brk.abs().max(1.0) {
+            hh = brk - t;
+            at_break = true;
+        } else if t + hh >= end - 1e-12 * end.abs().max(1.0) {
+            hh = end - t;
+            last = true;
+        }
+        // Stages at the end of a step that lands on a break take the left limit there.
+        let t_end = if at_break {
+            (t + hh).next_down()
+        } else {
+            t + hh
+        };
+        if last && hh <= 4.0 * f64::EPSILON * t.abs().max(1.0) {
+            // Already at the end within rounding.
+            while next < times.len() {
+                out.push(x.clone());
+                next += 1;
             }
-            let mut last = false;
-            let mut hh = h;
-            if t + hh >= target - 1e-12 * target.abs().max(1.0) {
-                hh = target - t;
-                last = true;
+            break;
+        }
+        stage(&x, &k[0], hh, &[A21], &mut tmp, &k);
+        f(&tmp, t + C2 * hh, &mut k[1]);
+        stage(&x, &k[0], hh, &[A31, A32], &mut tmp, &k);
+        f(&tmp, t + C3 * hh, &mut k[2]);
+        stage(&x, &k[0], hh, &[A41, A42, A43], &mut tmp, &k);
+        f(&tmp, t + C4 * hh, &mut k[3]);
+        stage(&x, &k[0], hh, &[A51, A52, A53, A54], &mut tmp, &k);
+        f(&tmp, t + C5 * hh, &mut k[4]);
+        stage(&x, &k[0], hh, &[A61, A62, A63, A64, A65], &mut tmp, &k);
+        f(&tmp, t_end, &mut k[5]);
+        for i in 0..n {
+            xn[i] = x[i]
+                + hh * (B1 * k[0][i] + B3 * k[2][i] + B4 * k[3][i] + B5 * k[4][i] + B6 * k[5][i]);
+        }
+        f(&xn, t_end, &mut k[6]);
+        let mut err = 0.0f64;
+        let mut finite = true;
+        for i in 0..n {
+            let e = hh
+                * (E1 * k[0][i]
+                    + E3 * k[2][i]
+                    + E4 * k[3][i]
+                    + E5 * k[4][i]
+                    + E6 * k[5][i]
+                    + E7 * k[6][i]);
+            let sc = o.atol + o.rtol * x[i].abs().max(xn[i].abs());
+            let r = e / sc;
+            err += r * r;
+            finite &= xn[i].is_finite() && k[6][i].is_finite();
+        }
+        err = (err / n.max(1) as f64).sqrt();
+        if !finite || err.is_nan() {
+            // Try a smaller step before giving up: NaN can come from too large a step.
+            h = hh * 0.1;
+            if h <= 1e-14 * t.abs().max(1.0) {
+                return Err(OdeError::NonFinite { t });
             }
-            if last && hh <= 4.0 * f64::EPSILON * t.abs().max(1.0) {
-                // Already at the target within rounding.
-                t = target;
-                break;
+            continue;
+        }
+        if err > 1.0 {
+            h = hh * (0.9 * err.powf(-0.2)).clamp(0.1, 1.0);
+            if h <= 1e-14 * t.abs().max(1.0) {
+                return Err(OdeError::StepUnderflow { t });
             }
-            stage(&x, &k[0], hh, &[A21], &mut tmp, &k);
-            f(&tmp, t + C2 * hh, &mut k[1]);
-            stage(&x, &k[0], hh, &[A31, A32], &mut tmp, &k);
-            f(&tmp, t + C3 * hh, &mut k[2]);
-            stage(&x, &k[0], hh, &[A41, A42, A43], &mut tmp, &k);
-            f(&tmp, t + C4 * hh, &mut k[3]);
-            stage(&x, &k[0], hh, &[A51, A52, A53, A54], &mut tmp, &k);
-            f(&tmp, t + C5 * hh, &mut k[4]);
-            stage(&x, &k[0], hh, &[A61, A62, A63, A64, A65], &mut tmp, &k);
-            f(&tmp, t + hh, &mut k[5]);
+            continue;
+        }
+        // Accepted: emit every output time in (t, t + hh] from the continuous extension.
+        let t1 = if last {
+            end
+        } else if at_break {
+            brk
+        } else {
+            t + hh
+        };
+        if next < times.len() && times[next] <= t1 {
             for i in 0..n {
-                xn[i] = x[i]
-                    + hh * (B1 * k[0][i]
-                        + B3 * k[2][i]
-                        + B4 * k[3][i]
-                        + B5 * k[4][i]
-                        + B6 * k[5][i]);
+                let dy = xn[i] - x[i];
+                let bspl = hh * k[0][i] - dy;
+                cont[0][i] = x[i];
+                cont[1][i] = dy;
+                cont[2][i] = bspl;
+                cont[3][i] = dy - hh * k[6][i] - bspl;
+                cont[4][i] = hh
+                    * (D1 * k[0][i]
+                        + D3 * k[2][i]
+                        + D4 * k[3][i]
+                        + D5 * k[4][i]
+                        + D6 * k[5][i]
+                        + D7 * k[6][i]);
             }
-            f(&xn, t + hh, &mut k[6]);
-            let mut err = 0.0f64;
-            let mut finite = true;
-            for i in 0..n {
-                let e = hh
-                    * (E1 * k[0][i]
-                        + E3 * k[2][i]
-                        + E4 * k[3][i]
-                        + E5 * k[4][i]
-                        + E6 * k[5][i]
-                        + E7 * k[6][i]);
-                let sc = o.atol + o.rtol * x[i].abs().max(xn[i].abs());
-                let r = e / sc;
-                err += r * r;
-                finite &= xn[i].is_finite() && k[6][i].is_finite();
-            }
-            err = (err / n.max(1) as f64).sqrt();
-            if !finite || err.is_nan() {
-                // Try a smaller step before giving up: NaN can come from too large a step.
-                h = hh * 0.1;
-                if h <= 1e-14 * t.abs().max(1.0) {
-                    return Err(OdeError::NonFinite { t });
-                }
-                continue;
-            }
-            if err <= 1.0 {
-                t = if last { target } else { t + hh };
-                x.copy_from_slice(&xn);
-                let (a, b) = k.split_at_mut(6);
-                a[0].copy_from_slice(&b[0]);
-                let fac = if err == 0.0 {
-                    5.0
+            while next < times.len() && (times[next] <= t1 || last) {
+                let th = if last && next + 1 == times.len() {
+                    1.0
                 } else {
-                    (0.9 * err.powf(-0.2)).clamp(0.2, 5.0)
+                    ((times[next] - t) / hh).clamp(0.0, 1.0)
                 };
-                // Keep the proposed step when the last one was clamped to the target.
-                h = if last { h.max(hh * fac) } else { hh * fac };
-            } else {
-                h = hh * (0.9 * err.powf(-0.2)).clamp(0.1, 1.0);
-                if h <= 1e-14 * t.abs().max(1.0) {
-                    return Err(OdeError::StepUnderflow { t });
-                }
+                let th1 = 1.0 - th;
+                let y: Vec<f64> = (0..n)
+                    .map(|i| {
+                        cont[0][i]
+                            + th * (cont[1][i]
+                                + th1 * (cont[2][i] + th * (cont[3][i] + th1 * cont[4][i])))
+                    })
+                    .collect();
+                out.push(if th == 1.0 { xn.clone() } else { y });
+                next += 1;
             }
         }
-        out.push(x.clone());
+        t = t1;
+        x.copy_from_slice(&xn);
+        if at_break {
+            // Restart from the right limit after the switch.
+            f(&x, t.next_up(), &mut k[0]);
+            if k[0].iter().any(|v| !v.is_finite()) {
+                return Err(OdeError::NonFinite { t });
+            }
+        } else {
+            let (a, b) = k.split_at_mut(6);
+            a[0].copy_from_slice(&b[0]);
+        }
+        let fac = if err == 0.0 {
+            5.0
+        } else {
+            (0.9 * err.powf(-0.2)).clamp(0.2, 5.0)
+        };
+        h = hh * fac;
     }
     Ok(())
 }
@@ -293,8 +380,33 @@ mod tests {
         let ts = grid(6.0, 12);
         let xs = integrate(&g, &[0.0], &ts, &OdeOpts::default()).unwrap_or_default();
         for (t, x) in ts.iter().zip(&xs) {
-            assert!((x[0] - (t.cos() + t * t.sin() - 1.0)).abs() < 1e-7);
+            let e = (x[0] - (t.cos() + t * t.sin() - 1.0)).abs();
+            assert!(e < 1e-6, "t={t}: error {e}");
         }
+    }
+
+    #[test]
+    fn dense_output_is_accurate_between_steps() {
+        // Smooth linear dynamics take steps much longer than the output grid: the samples in
+        // between come from the continuous extension and must match the closed form.
+        let f = |x: &[f64], _t: f64, d: &mut [f64]| {
+            d[0] = x[1];
+            d[1] = -x[0];
+        };
+        let ts = grid(30.0, 3000);
+        let xs = integrate(&f, &[1.0, 0.0], &ts, &OdeOpts::default()).unwrap_or_default();
+        assert_eq!(xs.len(), ts.len());
+        for (t, x) in ts.iter().zip(&xs) {
+            assert!(
+                (x[0] - t.cos()).abs() < 1e-6,
+                "t={t}: {} vs {}",
+                x[0],
+                t.cos()
+            );
+            assert!((x[1] + t.sin()).abs() < 1e-6, "t={t}");
+        }
+        // The last sample is the state at the last time exactly (no interpolation).
+        assert!((xs[3000][0] - 30f64.cos()).abs() < 1e-6);
     }
 
     #[test]

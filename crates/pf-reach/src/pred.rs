@@ -59,6 +59,14 @@ impl Pred {
         }
         Ok(r)
     }
+    /// Whether the predicate reads the state (`false`: it depends on time only).
+    pub fn uses_state(&self) -> bool {
+        match self {
+            Pred::And(v) | Pred::Or(v) => v.iter().any(Pred::uses_state),
+            Pred::Not(p) => p.uses_state(),
+            Pred::Cmp(e, _) => e.uses_state(),
+        }
+    }
     /// Truth at a point.
     pub fn holds(&self, x: &[f64], t: f64) -> bool {
         match self {

@@ -1,7 +1,13 @@
 //! Sound reachtubes for plain ODE modes: interval Picard enclosures (a priori bounds over each
-//! step) plus a contraction bound from the interval Jacobian's weighted logarithmic norm
-//! (the matrix measure μ∞ of Fan & Mitra's on-the-fly discrepancy, applied over the enclosure):
-//! if `|x(t_k) - c(t_k)|_w <= r_k` then `|x(t) - c(t)|_w <= r_k e^{μ (t - t_k)}` on the step.
+//! step) plus contraction bounds from logarithmic norms of the interval Jacobian over the
+//! enclosure (the matrix measures of Fan & Mitra's on-the-fly discrepancy): if
+//! `|x(t_k) - c(t_k)| <= r_k` then `|x(t) - c(t)| <= r_k e^{μ (t - t_k)}` on the step, where μ
+//! bounds the log-norm of every Jacobian in the enclosure (Dahlquist; Söderlind, *The
+//! logarithmic norm*, BIT 2006, Prop. 2.2). Two norms are tracked at once and each box is the
+//! intersection of both balls: the max-norm (μ∞: row sums, tight for decoupled dimensions) and
+//! the Euclidean norm (μ2 = largest eigenvalue of the symmetric part, bounded by Gershgorin
+//! discs of the interval matrix `(J + Jᵀ)/2`; tight for rotations, where μ∞ counts the
+//! skew-symmetric part twice).
 
 use crate::deriv::derive;
 use crate::expr::Expr;
@@ -10,6 +16,38 @@ use crate::model::{ModeDyn, time_grid};
 use crate::ode::{OdeOpts, integrate};
 use crate::reach::TubeBox;
 
+/// Why no sound tube was computed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SoundError {
+    /// The radius grew until no a priori enclosure exists: a smaller initial box may succeed.
+    #[error("sound mode: no a priori enclosure at t = {t} (blow-up; radius {r:.3e})")]
+    NoEnclosure {
+        /// Local time reached.
+        t: f64,
+        /// Tube radius (in units of the largest initial half-width).
+        r: f64,
+    },
+    /// A Jacobian entry is unbounded over the enclosure: a smaller initial box may succeed.
+    #[error("sound mode: Jacobian unbounded over the enclosure at t = {t}")]
+    Unbounded {
+        /// Local time reached.
+        t: f64,
+    },
+    /// The method does not apply or the step budget ran out.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl SoundError {
+    /// Whether splitting the initial box may help.
+    pub fn is_refinable(&self) -> bool {
+        matches!(
+            self,
+            SoundError::NoEnclosure { .. } | SoundError::Unbounded { .. }
+        )
+    }
+}
+
 /// Compute a tube over local time `[0, horizon]` for a plain ODE mode from the initial box.
 pub fn sound_tube(
     md: &ModeDyn,
@@ -17,9 +55,11 @@ pub fn sound_tube(
     horizon: f64,
     step: f64,
     max_boxes: usize,
-) -> Result<Vec<TubeBox>, String> {
+) -> Result<Vec<TubeBox>, SoundError> {
     if !md.is_plain() {
-        return Err("sound mode needs a plain ODE model (no hidden state)".into());
+        return Err(SoundError::Other(
+            "sound mode needs a plain ODE model (no hidden state)".into(),
+        ));
     }
     let n = init.len();
     let rhs = &md.rhs;
@@ -27,7 +67,9 @@ pub fn sound_tube(
     for f in rhs {
         let mut row = Vec::with_capacity(n);
         for j in 0..n {
-            row.push(Expr::from_node(derive(&f.node, j)?));
+            row.push(Expr::from_node(
+                derive(&f.node, j).map_err(|e| SoundError::Other(e.to_string()))?,
+            ));
         }
         jac.push(row);
     }
@@ -41,7 +83,13 @@ pub fn sound_tube(
         .max(1e-12);
     let w: Vec<f64> = vec![wmax; n];
     let mut c: Vec<f64> = init.iter().map(|b| b.mid()).collect();
+    // Radii in units of `wmax`: max-norm (the box itself) and Euclidean (its circumscribed ball).
     let mut r = 1.0f64;
+    let mut r2 = init
+        .iter()
+        .map(|b| (b.width() / 2.0 / wmax).powi(2))
+        .sum::<f64>()
+        .sqrt();
     let tight = OdeOpts {
         rtol: 1e-11,
         atol: 1e-13,
@@ -58,12 +106,15 @@ pub fn sound_tube(
         while t < t1 - 1e-12 * t1.abs().max(1.0) {
             sub += 1;
             if sub > max_boxes {
-                return Err("sound mode: too many sub-steps (stiff dynamics)".into());
+                return Err(SoundError::Other(
+                    "sound mode: too many sub-steps (stiff dynamics)".into(),
+                ));
             }
             h = h.min(t1 - t);
             let tiv = Iv::new(t, t + h);
+            let rr = r.min(r2);
             let b: Vec<Iv> = (0..n)
-                .map(|j| Iv::new(c[j] - r * w[j], c[j] + r * w[j]))
+                .map(|j| Iv::new(c[j] - rr * w[j], c[j] + rr * w[j]))
                 .collect();
             let b = if k == 0 && t == t0 {
                 intersect(&b, init).unwrap_or(b)
@@ -74,9 +125,7 @@ pub fn sound_tube(
             let encl = picard(&f_iv, &b, tiv, h).zip(picard(&f_iv, &cp, tiv, h));
             let Some((e, ce)) = encl else {
                 if h < 1e-9 * (t1 - t0).max(1e-12) {
-                    return Err(format!(
-                        "sound mode: no a priori enclosure at t = {t} (blow-up; radius {r:.3e})"
-                    ));
+                    return Err(SoundError::NoEnclosure { t, r: r.min(r2) });
                 }
                 h /= 4.0;
                 continue;
@@ -92,19 +141,36 @@ pub fn sound_tube(
                 }
                 mu = mu.max(s);
             }
-            if !mu.is_finite() {
-                return Err(format!(
-                    "sound mode: Jacobian unbounded over the enclosure at t = {t}"
-                ));
+            // Euclidean log-norm: Gershgorin bound of the symmetric part.
+            let jv: Vec<Vec<Iv>> = jac
+                .iter()
+                .map(|row| row.iter().map(|d| d.eval_iv(&e, tiv)).collect())
+                .collect();
+            let mut mu2 = f64::NEG_INFINITY;
+            for (i, row) in jv.iter().enumerate() {
+                let mut s = row[i].hi;
+                for (j, col) in jv.iter().enumerate() {
+                    if j != i {
+                        s += 0.5 * row[j].add(col[i]).mag();
+                    }
+                }
+                mu2 = mu2.max(s);
+            }
+            if !mu.is_finite() || !mu2.is_finite() {
+                return Err(SoundError::Unbounded { t });
             }
             let f = |x: &[f64], tt: f64, d: &mut [f64]| {
                 for (di, ex) in d.iter_mut().zip(rhs) {
                     *di = ex.eval(x, tt);
                 }
             };
-            let xs = integrate(&f, &c, &[t, t + h], &tight).map_err(|e| e.to_string())?;
-            let cn = xs.last().cloned().ok_or("integration produced no state")?;
-            let rmax = r * (mu.max(0.0) * h).exp();
+            let xs = integrate(&f, &c, &[t, t + h], &tight)
+                .map_err(|e| SoundError::Other(e.to_string()))?;
+            let cn = xs
+                .last()
+                .cloned()
+                .ok_or_else(|| SoundError::Other("integration produced no state".into()))?;
+            let rmax = (r * (mu.max(0.0) * h).exp()).min(r2 * (mu2.max(0.0) * h).exp());
             let around: Vec<Iv> = (0..n)
                 .map(|j| Iv::new(ce[j].lo - rmax * w[j], ce[j].hi + rmax * w[j]))
                 .collect();
@@ -118,6 +184,7 @@ pub fn sound_tube(
                 .map(|j| (1e-9 * (1.0 + cn[j].abs())) / w[j])
                 .fold(0.0, f64::max);
             r = r * (mu * h).exp() + num_err;
+            r2 = r2 * (mu2 * h).exp() + num_err * (n as f64).sqrt();
             c = cn;
             t += h;
             h *= 2.0;
@@ -235,5 +302,30 @@ mod tests {
         // Width shrinks at least like e^{-t}: 0.2 e^{-2.9} ~ 0.011.
         assert!(last.x[0].width() < 0.02, "{:?}", last.x);
         assert!(last.x[0].lo > 0.0);
+    }
+
+    #[test]
+    fn rotation_does_not_inflate_the_tube() {
+        // x' = y, y' = -x: the max-norm log-norm is 1 (the tube would grow like e^t, about
+        // 22000x over 10 s); the Euclidean one is 0, so the tube keeps the initial ball's size.
+        let res = |s: &str| match s {
+            "x" => Some(Sym::Var(0)),
+            "y" => Some(Sym::Var(1)),
+            _ => None,
+        };
+        let rhs = vec![
+            Expr::parse("y", &res).unwrap_or_else(|e| panic!("{e}")),
+            Expr::parse("-x", &res).unwrap_or_else(|e| panic!("{e}")),
+        ];
+        let md = ModeDyn::new(None, rhs, None);
+        let init = [Iv::new(0.9, 1.1), Iv::new(-0.1, 0.1)];
+        let tube = sound_tube(&md, &init, 10.0, 0.05, 100_000).unwrap_or_else(|e| panic!("{e}"));
+        let widest = tube
+            .iter()
+            .flat_map(|b| &b.x)
+            .map(|i| i.width())
+            .fold(0.0, f64::max);
+        // Ball of radius 0.1 * sqrt(2), plus the motion within one sample interval.
+        assert!(widest < 0.45, "{widest}");
     }
 }

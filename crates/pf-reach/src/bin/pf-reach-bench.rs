@@ -1,7 +1,8 @@
 //! Benchmark: run every DryVR problem in a directory, print verdict vs expected and time.
-//! Usage: `pf-reach-bench [DIR] [--smoke] [--sound] [--growth]`.
-//! `--smoke` runs only a few small problems (for CI); `--growth` prints the table of time and
-//! tube width as the initial set grows, for the learned and the sound method.
+//! Usage: `pf-reach-bench [DIR] [--smoke] [--sound] [--growth] [--published] [--limit S]
+//! [--seed N]`. `--smoke` runs only a few small problems (for CI); `--growth` prints the table
+//! of time and tube width as the initial set grows, for the learned and the sound method;
+//! `--published` compares with DryVR's published times (median of 3 runs).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -19,9 +20,29 @@ fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let smoke = args.iter().any(|a| a == "--smoke");
     let sound = args.iter().any(|a| a == "--sound");
+    // `--limit SECS`: per-problem time limit (default 20 s).
+    let limit = args
+        .iter()
+        .position(|a| a == "--limit")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .unwrap_or(20.0);
+    // `--seed N`: sampler seed (default: the library's).
+    let seed = args
+        .iter()
+        .position(|a| a == "--seed")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(Options::default().seed);
     let dir = args
         .iter()
-        .find(|a| !a.starts_with("--"))
+        .enumerate()
+        .find(|(i, a)| {
+            !a.starts_with("--")
+                && (*i == 0 || !matches!(args[i - 1].as_str(), "--limit" | "--seed"))
+        })
+        .map(|(_, a)| a)
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -29,6 +50,10 @@ fn main() -> std::process::ExitCode {
         });
     if args.iter().any(|a| a == "--growth") {
         growth(&dir);
+        return std::process::ExitCode::SUCCESS;
+    }
+    if args.iter().any(|a| a == "--published") {
+        published(&dir);
         return std::process::ExitCode::SUCCESS;
     }
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
@@ -51,7 +76,8 @@ fn main() -> std::process::ExitCode {
         } else {
             Method::Learned
         },
-        time_limit: Some(std::time::Duration::from_secs(20)),
+        time_limit: Some(std::time::Duration::from_secs_f64(limit)),
+        seed,
         ..Options::default()
     };
     let mut mismatches = 0;
@@ -116,7 +142,9 @@ fn main() -> std::process::ExitCode {
 fn why(v: &pf_reach::Verdict) -> String {
     match v {
         pf_reach::Verdict::Unknown { reason } => {
-            format!("unknown ({})", reason.chars().take(50).collect::<String>())
+            // The innermost cause is the informative part ("no a priori enclosure at t = ..").
+            let tail = reason.rsplit(": ").next().unwrap_or(reason);
+            format!("unknown ({})", tail.chars().take(60).collect::<String>())
         }
         o => o.label().to_string(),
     }
@@ -168,5 +196,44 @@ fn growth(dir: &std::path::Path) {
                 s.stats.max_width
             );
         }
+    }
+}
+
+/// DryVR's published total times (i7-6600U laptop), as quoted in the issue.
+const PUBLISHED: &[(&str, &str, f64)] = &[
+    ("Van der Pol", "input_vanderpol.json", 2.92),
+    ("Lorenz", "input_lorentz.json", 1.07),
+    ("Brusselator", "input_bruss.json", 3.02),
+    ("jet engine", "input_jetEngine.json", 12.1),
+    ("vehicle platoon 9-D", "input_vehicle_platoon_3.json", 4.28),
+    ("ISS 25-D", "ISS.json", 243.6),
+];
+
+fn published(dir: &std::path::Path) {
+    println!(
+        "| problem | DryVR published (s) | pf-reach verdict | pf-reach median of 3 (s) | speed-up |"
+    );
+    println!("|---|---|---|---|---|");
+    for (label, file, theirs) in PUBLISHED {
+        let p = match Problem::load(&dir.join(file)) {
+            Ok(p) => p,
+            Err(e) => {
+                println!("| {label} (`{file}`) | {theirs} | error: {e} | | |");
+                continue;
+            }
+        };
+        let mut times = Vec::new();
+        let mut verdict = String::new();
+        for _ in 0..3 {
+            let r = check(&p, &Options::default());
+            verdict = why(&r.verdict);
+            times.push(r.stats.seconds);
+        }
+        times.sort_by(f64::total_cmp);
+        let ours = times[1];
+        println!(
+            "| {label} (`{file}`) | {theirs} | {verdict} | {ours:.3} | {:.0}x |",
+            theirs / ours.max(1e-9)
+        );
     }
 }
