@@ -54,6 +54,21 @@ impl LinearBound {
 pub struct Analysis {
     /// `values[j]` bounds the input of layer `j`; `values[0]` is the box, the last the output.
     pub values: Vec<Interval>,
+    /// The phase splits made the sub-domain provably empty (a split neuron's sound bounds
+    /// exclude its assumed phase); `values` then stops at that layer.
+    pub empty: bool,
+}
+
+/// A ReLU phase assumption of a branch-and-bound node: the pre-activation `values[layer][neuron]`
+/// (the input of the ReLU at `net.layers[layer]`) is `>= 0` (active) or `<= 0` (inactive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhaseSplit {
+    /// Index of the ReLU layer in `net.layers` (its input is `values[layer]`).
+    pub layer: usize,
+    /// Neuron within the layer.
+    pub neuron: usize,
+    /// `true`: pre-activation `>= 0`; `false`: `<= 0`.
+    pub active: bool,
 }
 
 /// Interval image of a dense layer.
@@ -156,6 +171,19 @@ impl Analysis {
     /// As [`Analysis::run`], intersecting with `prior`: bounds computed for a box containing
     /// `[lo, hi]` (a parent in the search), which stay valid on the smaller box.
     pub fn run_within(net: &Network, lo: &[f64], hi: &[f64], prior: Option<&Analysis>) -> Self {
+        Self::run_split(net, lo, hi, prior, &[])
+    }
+
+    /// As [`Analysis::run_within`], on the sub-domain of the box where every phase split holds:
+    /// a split neuron's interval is clamped to its phase before later layers use it, so the
+    /// bounds (and every linear bound built on them) hold on that sub-domain only.
+    pub fn run_split(
+        net: &Network,
+        lo: &[f64],
+        hi: &[f64],
+        prior: Option<&Analysis>,
+        splits: &[PhaseSplit],
+    ) -> Self {
         let mut values = vec![Interval {
             lo: lo.to_vec(),
             hi: hi.to_vec(),
@@ -173,6 +201,24 @@ impl Analysis {
                         for i in 0..d.rows {
                             iv.lo[i] = iv.lo[i].max(p.lo[i]);
                             iv.hi[i] = iv.hi[i].min(p.hi[i]);
+                        }
+                    }
+                    for s in splits.iter().filter(|s| s.layer == j + 1) {
+                        let i = s.neuron;
+                        if i >= d.rows {
+                            continue;
+                        }
+                        if s.active {
+                            iv.lo[i] = iv.lo[i].max(0.0);
+                        } else {
+                            iv.hi[i] = iv.hi[i].min(0.0);
+                        }
+                        if iv.lo[i] > iv.hi[i] {
+                            values.push(iv);
+                            return Self {
+                                values,
+                                empty: true,
+                            };
                         }
                     }
                     // Tighten the neurons a ReLU will have to relax; the first layer's interval is
@@ -197,12 +243,23 @@ impl Analysis {
                             partial[j + 1].hi[i] = iv.hi[i];
                         }
                     }
+                    if iv.lo.iter().zip(&iv.hi).any(|(l, h)| l > h) {
+                        // Sound bounds that cross: no point of the sub-domain reaches here.
+                        values.push(iv);
+                        return Self {
+                            values,
+                            empty: true,
+                        };
+                    }
                     iv
                 }
             };
             values.push(next);
         }
-        Self { values }
+        Self {
+            values,
+            empty: false,
+        }
     }
 
     /// Output bounds.
@@ -213,6 +270,43 @@ impl Analysis {
     /// A linear lower bound of `coef . y` over the input box.
     pub fn lower_bound(&self, net: &Network, coef: &[f64]) -> LinearBound {
         back_to_input(net, &self.values, net.layers.len(), coef.to_vec(), 0.0)
+    }
+
+    /// A linear lower bound, over the input box, of `sign * values[layer][neuron]` (a
+    /// pre-activation); `sign` is `1.0` or `-1.0`.
+    pub fn neuron_bound(
+        &self,
+        net: &Network,
+        layer: usize,
+        neuron: usize,
+        sign: f64,
+    ) -> LinearBound {
+        let mut e = vec![0.0; self.values[layer].lo.len()];
+        e[neuron] = sign;
+        back_to_input(net, &self.values, layer, e, 0.0)
+    }
+
+    /// Branching scores of the unstable ReLUs for the bound of `coef . y` (BaBSR-style,
+    /// Bunel et al., "Branch and Bound for Piecewise Linear Neural Network Verification", JMLR
+    /// 2020, §5.1): the back-substitution multiplier of the neuron times the intercept
+    /// `hi (-lo) / (hi - lo)` of its triangle relaxation, i.e. how much of the bound's looseness
+    /// the neuron's relaxation is responsible for. Returns `(layer, neuron, score)`.
+    pub fn relu_scores(&self, net: &Network, coef: &[f64]) -> Vec<(usize, usize, f64)> {
+        let mut out = Vec::new();
+        let (mut lam, mut kappa) = (coef.to_vec(), 0.0);
+        for j in (0..net.layers.len()).rev() {
+            if matches!(net.layers[j], Layer::Relu) {
+                let v = &self.values[j];
+                for (i, &l) in lam.iter().enumerate() {
+                    let (lo, hi) = (v.lo[i], v.hi[i]);
+                    if lo < 0.0 && hi > 0.0 {
+                        out.push((j, i, l.abs() * hi * (-lo) / (hi - lo)));
+                    }
+                }
+            }
+            (lam, kappa) = step_back(&net.layers[j], &self.values[j], &lam, kappa);
+        }
+        out
     }
 
     /// Number of ReLU neurons whose input bounds straddle zero.
