@@ -29,7 +29,7 @@ pub const MAX_THREADS: usize = 64;
 pub const DEFAULT_PHASE_SPLIT_BELOW: f64 = 1.0 / 128.0;
 
 /// Default of [`Options::phase_split_unstable`].
-pub const DEFAULT_PHASE_SPLIT_UNSTABLE: usize = 4;
+pub const DEFAULT_PHASE_SPLIT_UNSTABLE: usize = 16;
 
 /// Search limits.
 #[derive(Debug, Clone)]
