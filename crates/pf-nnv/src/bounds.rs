@@ -10,9 +10,7 @@
 //! `- sum_c e_c vmax_c`, and every constant update is rounded down (see [`crate::sound`]).
 
 use crate::network::{Dense, Layer, Network};
-use crate::sound::{
-    add_down, add_up, box_max, box_min, dot_down, dot_error, gamma, mul_down, mul_up,
-};
+use crate::sound::{add_down, add_up, box_max, box_min, dot_down, gamma, mul_down, mul_up};
 
 /// Sound bounds of one vector of the chain.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +52,23 @@ impl LinearBound {
 pub struct Analysis {
     /// `values[j]` bounds the input of layer `j`; `values[0]` is the box, the last the output.
     pub values: Vec<Interval>,
+    /// The phase splits made the sub-domain provably empty (a split neuron's sound bounds
+    /// exclude its assumed phase); `values` then stops at that layer.
+    pub empty: bool,
+    /// `scales[j]`: [`row_scale`] of dense layer `j` over `values[j]` (empty for a ReLU).
+    scales: Vec<Vec<f64>>,
+}
+
+/// A ReLU phase assumption of a branch-and-bound node: the pre-activation `values[layer][neuron]`
+/// (the input of the ReLU at `net.layers[layer]`) is `>= 0` (active) or `<= 0` (inactive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhaseSplit {
+    /// Index of the ReLU layer in `net.layers` (its input is `values[layer]`).
+    pub layer: usize,
+    /// Neuron within the layer.
+    pub neuron: usize,
+    /// `true`: pre-activation `>= 0`; `false`: `<= 0`.
+    pub active: bool,
 }
 
 /// Interval image of a dense layer.
@@ -68,27 +83,61 @@ fn dense_interval(d: &Dense, v: &Interval) -> Interval {
     Interval { lo, hi }
 }
 
-/// Push a lower bound `lam . v_{j+1} + kappa` back through layer `j` to one over `v_j`.
-fn step_back(layer: &Layer, input: &Interval, lam: &[f64], kappa: f64) -> (Vec<f64>, f64) {
+/// An upper bound of the exact sum of `n` non-negative terms whose computed sum is `sum`
+/// (each term itself a rounded product): `sum / (1 - gamma_n) <= sum (1 + 2 gamma_n)`, plus
+/// one underflow quantum per term (Higham, eq. 3.5).
+fn nonneg_sum_up(n: usize, sum: f64) -> f64 {
+    add_up(
+        mul_up(sum, 1.0 + 2.0 * gamma(n + 1)),
+        (n as f64 + 1.0) * 5e-324,
+    )
+}
+
+/// Per row of `d`, an upper bound of `sum_c |w_rc| max|v_c|` over the interval `v`, then (last
+/// entry) one of `sum_c max|v_c|`: with them the rounding error of a whole back-substitution
+/// step through `d` is bounded in `O(rows)`.
+fn row_scale(d: &Dense, v: &Interval) -> Vec<f64> {
+    let vmax = v.abs_max();
+    let mut out: Vec<f64> = (0..d.rows)
+        .map(|r| {
+            let s: f64 = d.row(r).iter().zip(&vmax).map(|(w, m)| w.abs() * m).sum();
+            nonneg_sum_up(d.cols, s)
+        })
+        .collect();
+    out.push(nonneg_sum_up(d.cols, vmax.iter().sum()));
+    out
+}
+
+/// Push a lower bound `lam . v_{j+1} + kappa` back through layer `j` to one over `v_j`;
+/// `scale` is [`row_scale`] of a dense layer over `input` (unused for a ReLU).
+fn step_back(
+    layer: &Layer,
+    input: &Interval,
+    scale: &[f64],
+    lam: &[f64],
+    kappa: f64,
+) -> (Vec<f64>, f64) {
     match layer {
         Layer::Dense(d) => {
             let mut out = vec![0.0; d.cols];
-            let mut abs = vec![0.0; d.cols];
+            let mut weight = 0.0f64;
             for (r, &l) in lam.iter().enumerate() {
                 if l == 0.0 {
                     continue;
                 }
-                for (c, &w) in d.row(r).iter().enumerate() {
-                    out[c] += l * w;
-                    abs[c] += (l * w).abs();
+                for (o, &w) in out.iter_mut().zip(d.row(r)) {
+                    *o += l * w;
                 }
+                weight += l.abs() * scale[r];
             }
-            // Error of each coefficient times the variable's magnitude, summed upward.
-            let vmax = input.abs_max();
-            let mut err = 0.0f64;
-            for c in 0..d.cols {
-                err = add_up(err, mul_up(dot_error(d.rows, abs[c]), vmax[c]));
-            }
+            // Coefficient c is off by at most gamma_rows sum_r |l_r w_rc| (+ underflow), and
+            // v_c by at most max|v_c|: summed over c that is gamma_rows sum_r |l_r| scale_r.
+            let weight = nonneg_sum_up(d.rows, weight);
+            let vsum = scale[d.rows];
+            let err = add_up(
+                mul_up(gamma(d.rows), weight),
+                mul_up((d.rows as f64 + 1.0) * 5e-324, vsum),
+            );
             let k = add_down(add_down(kappa, dot_down(lam, &d.bias)), -err);
             (out, k)
         }
@@ -133,13 +182,14 @@ fn step_back(layer: &Layer, input: &Interval, lam: &[f64], kappa: f64) -> (Vec<f
 fn back_to_input(
     net: &Network,
     values: &[Interval],
+    scales: &[Vec<f64>],
     from: usize,
     lam: Vec<f64>,
     kappa: f64,
 ) -> LinearBound {
     let (mut lam, mut kappa) = (lam, kappa);
     for j in (0..from).rev() {
-        (lam, kappa) = step_back(&net.layers[j], &values[j], &lam, kappa);
+        (lam, kappa) = step_back(&net.layers[j], &values[j], &scales[j], &lam, kappa);
     }
     LinearBound {
         coef: lam,
@@ -156,12 +206,30 @@ impl Analysis {
     /// As [`Analysis::run`], intersecting with `prior`: bounds computed for a box containing
     /// `[lo, hi]` (a parent in the search), which stay valid on the smaller box.
     pub fn run_within(net: &Network, lo: &[f64], hi: &[f64], prior: Option<&Analysis>) -> Self {
+        Self::run_split(net, lo, hi, prior, &[])
+    }
+
+    /// As [`Analysis::run_within`], on the sub-domain of the box where every phase split holds:
+    /// a split neuron's interval is clamped to its phase before later layers use it, so the
+    /// bounds (and every linear bound built on them) hold on that sub-domain only.
+    pub fn run_split(
+        net: &Network,
+        lo: &[f64],
+        hi: &[f64],
+        prior: Option<&Analysis>,
+        splits: &[PhaseSplit],
+    ) -> Self {
         let mut values = vec![Interval {
             lo: lo.to_vec(),
             hi: hi.to_vec(),
         }];
+        let mut scales = Vec::with_capacity(net.layers.len());
         for (j, layer) in net.layers.iter().enumerate() {
             let v = &values[j];
+            scales.push(match layer {
+                Layer::Dense(d) => row_scale(d, v),
+                Layer::Relu => Vec::new(),
+            });
             let next = match layer {
                 Layer::Relu => Interval {
                     lo: v.lo.iter().map(|x| x.max(0.0)).collect(),
@@ -173,6 +241,25 @@ impl Analysis {
                         for i in 0..d.rows {
                             iv.lo[i] = iv.lo[i].max(p.lo[i]);
                             iv.hi[i] = iv.hi[i].min(p.hi[i]);
+                        }
+                    }
+                    for s in splits.iter().filter(|s| s.layer == j + 1) {
+                        let i = s.neuron;
+                        if i >= d.rows {
+                            continue;
+                        }
+                        if s.active {
+                            iv.lo[i] = iv.lo[i].max(0.0);
+                        } else {
+                            iv.hi[i] = iv.hi[i].min(0.0);
+                        }
+                        if iv.lo[i] > iv.hi[i] {
+                            values.push(iv);
+                            return Self {
+                                values,
+                                scales,
+                                empty: true,
+                            };
                         }
                     }
                     // Tighten the neurons a ReLU will have to relax; the first layer's interval is
@@ -187,22 +274,36 @@ impl Analysis {
                             }
                             let mut e = vec![0.0; d.rows];
                             e[i] = 1.0;
-                            let low = back_to_input(net, &partial, j + 1, e.clone(), 0.0)
+                            let low = back_to_input(net, &partial, &scales, j + 1, e.clone(), 0.0)
                                 .min_over(lo, hi);
                             e[i] = -1.0;
-                            let up = -back_to_input(net, &partial, j + 1, e, 0.0).min_over(lo, hi);
+                            let up = -back_to_input(net, &partial, &scales, j + 1, e, 0.0)
+                                .min_over(lo, hi);
                             iv.lo[i] = iv.lo[i].max(low);
                             iv.hi[i] = iv.hi[i].min(up);
                             partial[j + 1].lo[i] = iv.lo[i];
                             partial[j + 1].hi[i] = iv.hi[i];
                         }
                     }
+                    if iv.lo.iter().zip(&iv.hi).any(|(l, h)| l > h) {
+                        // Sound bounds that cross: no point of the sub-domain reaches here.
+                        values.push(iv);
+                        return Self {
+                            values,
+                            scales,
+                            empty: true,
+                        };
+                    }
                     iv
                 }
             };
             values.push(next);
         }
-        Self { values }
+        Self {
+            values,
+            scales,
+            empty: false,
+        }
     }
 
     /// Output bounds.
@@ -212,7 +313,57 @@ impl Analysis {
 
     /// A linear lower bound of `coef . y` over the input box.
     pub fn lower_bound(&self, net: &Network, coef: &[f64]) -> LinearBound {
-        back_to_input(net, &self.values, net.layers.len(), coef.to_vec(), 0.0)
+        back_to_input(
+            net,
+            &self.values,
+            &self.scales,
+            net.layers.len(),
+            coef.to_vec(),
+            0.0,
+        )
+    }
+
+    /// A linear lower bound, over the input box, of `sign * values[layer][neuron]` (a
+    /// pre-activation); `sign` is `1.0` or `-1.0`.
+    pub fn neuron_bound(
+        &self,
+        net: &Network,
+        layer: usize,
+        neuron: usize,
+        sign: f64,
+    ) -> LinearBound {
+        let mut e = vec![0.0; self.values[layer].lo.len()];
+        e[neuron] = sign;
+        back_to_input(net, &self.values, &self.scales, layer, e, 0.0)
+    }
+
+    /// Branching scores of the unstable ReLUs for the bound of `coef . y` (BaBSR-style,
+    /// Bunel et al., "Branch and Bound for Piecewise Linear Neural Network Verification", JMLR
+    /// 2020, §5.1): the back-substitution multiplier of the neuron times the intercept
+    /// `hi (-lo) / (hi - lo)` of its triangle relaxation, i.e. how much of the bound's looseness
+    /// the neuron's relaxation is responsible for. Returns `(layer, neuron, score)`.
+    pub fn relu_scores(&self, net: &Network, coef: &[f64]) -> Vec<(usize, usize, f64)> {
+        let mut out = Vec::new();
+        let (mut lam, mut kappa) = (coef.to_vec(), 0.0);
+        for j in (0..net.layers.len()).rev() {
+            if matches!(net.layers[j], Layer::Relu) {
+                let v = &self.values[j];
+                for (i, &l) in lam.iter().enumerate() {
+                    let (lo, hi) = (v.lo[i], v.hi[i]);
+                    if lo < 0.0 && hi > 0.0 {
+                        out.push((j, i, l.abs() * hi * (-lo) / (hi - lo)));
+                    }
+                }
+            }
+            (lam, kappa) = step_back(
+                &net.layers[j],
+                &self.values[j],
+                &self.scales[j],
+                &lam,
+                kappa,
+            );
+        }
+        out
     }
 
     /// Number of ReLU neurons whose input bounds straddle zero.

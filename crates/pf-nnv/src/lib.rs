@@ -3,16 +3,18 @@
 //! input/output region, and decides whether any input in the region reaches it. Bounds are sound
 //! under floating-point rounding (outward-rounded interval and back-substituted linear
 //! relaxations, LP infeasibility certified by a re-checked dual), the search is a parallel
-//! best-first branch and bound over input splits, and every `sat` answer carries a counterexample
-//! re-evaluated on the network before it is reported.
+//! best-first branch and bound over input splits and ReLU phase splits, and every `sat` answer
+//! carries a counterexample re-evaluated on the network before it is reported.
 
 pub mod bounds;
 pub mod error;
 pub mod falsify;
 pub mod lp;
+pub mod lpcert;
 pub mod network;
 pub mod nnet;
 pub mod onnx;
+pub mod phase;
 pub mod property;
 pub mod search;
 pub mod sound;

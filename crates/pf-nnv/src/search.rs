@@ -1,25 +1,35 @@
-//! Complete search: parallel best-first branch and bound over input-box splits.
+//! Complete search: parallel best-first branch and bound over input-box splits and ReLU phase
+//! splits.
 //!
-//! Each node is a sub-box of one case of the property. It is closed when a single output
+//! Each node is a sub-box of one case of the property, plus ReLU phase assumptions (see
+//! [`crate::phase`]). It is closed when its sub-domain is provably empty, when a single output
 //! constraint is refuted by its sound bound, or when the LP over the back-substituted linear
-//! lower bounds is infeasible *and* the LP's dual multipliers, re-checked with outward
-//! rounding, certify it (so the simplex's own rounding can never close a node wrongly). It
-//! yields `sat` when a candidate point (box centre, LP optimum, minimising corner, samples)
-//! re-evaluated on the network lies in the unsafe region. Otherwise it is split in two along the
-//! widest input the bounds depend on; children reuse the parent's bounds (intersected).
+//! lower bounds (and the phase rows) is infeasible *and* the LP's dual multipliers, re-checked
+//! with outward rounding, certify it (so the simplex's own rounding can never close a node
+//! wrongly; see [`crate::lpcert`]). It yields `sat` when a candidate point (box centre, LP
+//! optimum, minimising corner, samples) re-evaluated on the network lies in the unsafe region.
+//! Otherwise it is split in two: along the widest input the bounds depend on while the box is
+//! large, on the highest-scoring unstable ReLU once it is small; children reuse the parent's
+//! bounds (intersected).
 
 use std::collections::BinaryHeap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::bounds::{Analysis, LinearBound, concrete_lower, concrete_lower_from};
-use crate::lp::{LpOutcome, maximize};
+use crate::bounds::{Analysis, PhaseSplit, concrete_lower, concrete_lower_from};
+use crate::lpcert::{LpVerdict, solve};
 use crate::network::Network;
+use crate::phase;
 use crate::property::{Case, Property};
-use crate::sound::{add_down, add_up, box_min, dot_down, dot_error, mul_up};
 
 /// Most worker threads a check starts, whatever the options say.
 pub const MAX_THREADS: usize = 64;
+
+/// Default of [`Options::phase_split_below`] (measured on ACAS Xu, see BENCHMARKS.md).
+pub const DEFAULT_PHASE_SPLIT_BELOW: f64 = 1.0 / 128.0;
+
+/// Default of [`Options::phase_split_unstable`].
+pub const DEFAULT_PHASE_SPLIT_UNSTABLE: usize = 16;
 
 /// Search limits.
 #[derive(Debug, Clone)]
@@ -35,6 +45,12 @@ pub struct Options {
     /// Compare the widest-input split with the smear split by analysing both (see `process`).
     /// Off by default: on ACAS Xu it did not shrink the trees enough to pay for itself.
     pub lookahead: bool,
+    /// Split on ReLU phases instead of inputs once the box's widest side, relative to the
+    /// case's box, is at most this (0 disables phase splits; 1 or more uses them from the root).
+    pub phase_split_below: f64,
+    /// Also split on ReLU phases when at most this many ReLUs are unstable on the node (few
+    /// phases left to enumerate, each leaf's LP exact once all are fixed).
+    pub phase_split_unstable: usize,
 }
 
 impl Default for Options {
@@ -45,6 +61,8 @@ impl Default for Options {
             max_open_nodes: 4_000_000,
             samples: 2000,
             lookahead: false,
+            phase_split_below: DEFAULT_PHASE_SPLIT_BELOW,
+            phase_split_unstable: DEFAULT_PHASE_SPLIT_UNSTABLE,
         }
     }
 }
@@ -88,6 +106,8 @@ pub struct Statistics {
     pub lp_solves: u64,
     /// Boxes closed by a re-checked LP dual certificate.
     pub certificates: u64,
+    /// Nodes split on a ReLU phase (the rest of the splits are input splits).
+    pub phase_splits: u64,
     /// Deepest split.
     pub max_depth: u32,
     /// Most open nodes at once.
@@ -117,6 +137,8 @@ struct Node {
     /// already computed for this very box by the parent's look-ahead).
     parent: Option<Arc<Analysis>>,
     ready: bool,
+    /// ReLU phase assumptions: the node's sub-domain is the box where all of them hold.
+    splits: Vec<PhaseSplit>,
 }
 
 impl PartialEq for Node {
@@ -160,51 +182,19 @@ fn try_point(net: &Network, t: &Target<'_>, idx: usize, x: Vec<f64>) -> Option<C
     })
 }
 
-/// Is `min over the box of sum_k mu_k (f_k(x) - d_k)` provably positive?
-fn certificate_holds(
-    bounds: &[LinearBound],
-    rhs: &[f64],
-    mu: &[f64],
-    lo: &[f64],
-    hi: &[f64],
-) -> bool {
-    let n = lo.len();
-    let mut coef = vec![0.0; n];
-    let mut abs = vec![0.0; n];
-    for (k, b) in bounds.iter().enumerate() {
-        for i in 0..n {
-            coef[i] += mu[k] * b.coef[i];
-            abs[i] += (mu[k] * b.coef[i]).abs();
-        }
-    }
-    let mut err = 0.0f64;
-    for i in 0..n {
-        err = add_up(
-            err,
-            mul_up(
-                dot_error(bounds.len(), abs[i]),
-                lo[i].abs().max(hi[i].abs()),
-            ),
-        );
-    }
-    let consts: Vec<f64> = bounds
-        .iter()
-        .zip(rhs)
-        .map(|(b, d)| add_down(b.constant, -d))
-        .collect();
-    let total = add_down(
-        add_down(box_min(&coef, lo, hi), dot_down(mu, &consts)),
-        -err,
-    );
-    total > 0.0
-}
-
-fn process(net: &Network, t: &Target<'_>, node: &Node, lookahead: bool) -> NodeResult {
+fn process(net: &Network, t: &Target<'_>, node: &Node, opts: &Options) -> NodeResult {
+    let lookahead = opts.lookahead;
     let (lo, hi) = (&node.lo, &node.hi);
     let analysis: Arc<Analysis> = match (&node.parent, node.ready) {
         (Some(a), true) => a.clone(),
-        (p, _) => Arc::new(Analysis::run_within(net, lo, hi, p.as_deref())),
+        (p, _) => Arc::new(Analysis::run_split(net, lo, hi, p.as_deref(), &node.splits)),
     };
+    if analysis.empty {
+        return NodeResult::Closed {
+            certified: false,
+            lp: false,
+        };
+    }
     let k = t.coefs.len();
     let mut linear = Vec::with_capacity(k);
     let mut margins = Vec::with_capacity(k);
@@ -228,7 +218,15 @@ fn process(net: &Network, t: &Target<'_>, node: &Node, lookahead: bool) -> NodeR
     let n = lo.len();
     let mut priority = margins.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut used_lp = false;
-    if k == 1 {
+    let phase_rows = phase::split_rows(net, &analysis, &node.splits);
+    if phase_rows.iter().any(|(_, _, m)| *m > 0.0) {
+        // A phase assumption fails everywhere on the box: the sub-domain is empty.
+        return NodeResult::Closed {
+            certified: false,
+            lp: false,
+        };
+    }
+    if k == 1 && phase_rows.is_empty() {
         let corner: Vec<f64> = (0..n)
             .map(|i| {
                 if linear[0].coef[i] >= 0.0 {
@@ -241,45 +239,51 @@ fn process(net: &Network, t: &Target<'_>, node: &Node, lookahead: bool) -> NodeR
         if let Some(cex) = try_point(net, t, node.case, corner) {
             return NodeResult::Found(cex, false);
         }
-    } else if k > 1 {
+    } else if k >= 1 {
         used_lp = true;
-        // minimise tau s.t. f_k(lo + x') - d_k <= t_lo + tau, 0 <= x' <= hi - lo, tau >= 0.
-        let t_lo = margins.iter().copied().fold(f64::INFINITY, f64::min) - 1.0;
-        let m = k + n;
-        let mut a = vec![0.0; m * (n + 1)];
-        let mut b = vec![0.0; m];
-        for (r, (lb, oc)) in linear.iter().zip(&t.case.outputs).enumerate() {
-            a[r * (n + 1)..r * (n + 1) + n].copy_from_slice(&lb.coef);
-            a[r * (n + 1) + n] = -1.0;
-            let at_lo: f64 = lb.coef.iter().zip(lo).map(|(c, l)| c * l).sum();
-            b[r] = t_lo - lb.constant + oc.rhs - at_lo;
+        let mut rhs: Vec<f64> = t.case.outputs.iter().map(|o| o.rhs).collect();
+        for (g, d, m) in phase_rows {
+            linear.push(g);
+            rhs.push(d);
+            margins.push(m);
         }
-        for i in 0..n {
-            a[(k + i) * (n + 1) + i] = 1.0;
-            b[k + i] = hi[i] - lo[i];
-        }
-        let mut c = vec![0.0; n + 1];
-        c[n] = -1.0;
-        if let LpOutcome::Optimal { value, z, duals } = maximize(&a, &b, &c) {
-            let t_star = t_lo - value;
-            let mu: Vec<f64> = duals[..k].iter().map(|v| v.max(0.0)).collect();
-            let rhs: Vec<f64> = t.case.outputs.iter().map(|o| o.rhs).collect();
-            if t_star > 0.0 && certificate_holds(&linear, &rhs, &mu, lo, hi) {
+        match solve(&linear, &rhs, &margins, lo, hi) {
+            LpVerdict::Closed => {
                 return NodeResult::Closed {
                     certified: true,
                     lp: true,
                 };
             }
-            let x: Vec<f64> = (0..n).map(|i| (lo[i] + z[i]).clamp(lo[i], hi[i])).collect();
-            if let Some(cex) = try_point(net, t, node.case, x) {
-                return NodeResult::Found(cex, true);
+            LpVerdict::Open { x, excess } => {
+                if let Some(cex) = try_point(net, t, node.case, x) {
+                    return NodeResult::Found(cex, true);
+                }
+                priority = excess;
             }
-            priority = t_star;
+            LpVerdict::Failed => {}
         }
     } else {
         return NodeResult::Stuck(
             "case has no output constraint but its box centre failed the re-check".into(),
         );
+    }
+    let phase_child = |neuron| {
+        phase::branch(&node.splits, neuron).map(|splits| Node {
+            case: node.case,
+            lo: lo.clone(),
+            hi: hi.clone(),
+            priority,
+            depth: node.depth + 1,
+            parent: Some(analysis.clone()),
+            ready: false,
+            splits,
+        })
+    };
+    let small = phase::relative_width(lo, hi, &t.case.lower, &t.case.upper)
+        <= opts.phase_split_below
+        || analysis.unstable(net) <= opts.phase_split_unstable;
+    if small && let Some(neuron) = phase::pick(net, &analysis, &t.coefs) {
+        return NodeResult::Split(phase_child(neuron), used_lp);
     }
     // Split the widest input among those the bounds depend on. (Measured on ACAS Xu, this
     // beats ReluVal's smear heuristic, coefficient times width, by an order of magnitude in
@@ -338,6 +342,9 @@ fn process(net: &Network, t: &Target<'_>, node: &Node, lookahead: bool) -> NodeR
         halves(d).map(|hs| hs.map(|(l, h)| (analysis.clone(), l, h)))
     };
     let Some(children) = chosen else {
+        if let Some(neuron) = phase::pick(net, &analysis, &t.coefs) {
+            return NodeResult::Split(phase_child(neuron), used_lp);
+        }
         return NodeResult::Stuck(format!(
             "input box reached floating-point resolution on X_{d}"
         ));
@@ -351,6 +358,7 @@ fn process(net: &Network, t: &Target<'_>, node: &Node, lookahead: bool) -> NodeR
         depth: node.depth + 1,
         parent: Some(a),
         ready,
+        splits: node.splits.clone(),
     });
     NodeResult::Split(children, used_lp)
 }
@@ -425,6 +433,7 @@ pub fn check(net: &Network, prop: &Property, opts: &Options) -> Result<Outcome, 
             depth: 0,
             parent: None,
             ready: false,
+            splits: Vec::new(),
         })
         .collect();
     let shared = Mutex::new(Shared {
@@ -504,7 +513,7 @@ fn worker(
                 }
             }
         };
-        let outcome = process(net, &targets[node.case], &node, opts.lookahead);
+        let outcome = process(net, &targets[node.case], &node, opts);
         let Ok(mut s) = shared.lock() else { return };
         s.in_flight -= 1;
         s.stats.nodes += 1;
@@ -523,6 +532,7 @@ fn worker(
             }
             NodeResult::Split(children, lp) => {
                 s.stats.lp_solves += u64::from(lp);
+                s.stats.phase_splits += u64::from(children[0].splits.len() > node.splits.len());
                 if s.heap.len() + 2 > opts.max_open_nodes {
                     s.result = Some(Verdict::Unknown {
                         reason: format!("more than {} open nodes", opts.max_open_nodes),

@@ -77,22 +77,24 @@ pub fn dot_up(a: &[f64], b: &[f64]) -> f64 {
 
 /// A lower bound of `min over x in [lo, hi] of a . x`.
 pub fn box_min(a: &[f64], lo: &[f64], hi: &[f64]) -> f64 {
-    let pick: Vec<f64> = a
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| if c >= 0.0 { lo[i] } else { hi[i] })
-        .collect();
-    dot_down(a, &pick)
+    let (mut s, mut abs) = (0.0f64, 0.0f64);
+    for ((&c, &l), &h) in a.iter().zip(lo).zip(hi) {
+        let p = c * if c >= 0.0 { l } else { h };
+        s += p;
+        abs += p.abs();
+    }
+    (s - dot_error(a.len(), abs)).next_down()
 }
 
 /// An upper bound of `max over x in [lo, hi] of a . x`.
 pub fn box_max(a: &[f64], lo: &[f64], hi: &[f64]) -> f64 {
-    let pick: Vec<f64> = a
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| if c >= 0.0 { hi[i] } else { lo[i] })
-        .collect();
-    dot_up(a, &pick)
+    let (mut s, mut abs) = (0.0f64, 0.0f64);
+    for ((&c, &l), &h) in a.iter().zip(lo).zip(hi) {
+        let p = c * if c >= 0.0 { h } else { l };
+        s += p;
+        abs += p.abs();
+    }
+    (s + dot_error(a.len(), abs)).next_up()
 }
 
 #[cfg(test)]

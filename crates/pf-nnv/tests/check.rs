@@ -235,3 +235,37 @@ fn lookahead_split_gives_the_same_verdicts() {
     let out = check(&load_network(&onnx).unwrap(), &p, &o).unwrap();
     assert!(!matches!(out.verdict, Verdict::Sat { .. }));
 }
+
+#[test]
+fn phase_splits_from_the_root_prove_an_acas_xu_instance() {
+    // 5_5 prop 4 (unsat) searched by ReLU phase splits first: the verdict must not change,
+    // and the phase splits must actually have been used.
+    let Some(onnx) = acas("onnx/ACASXU_run2a_5_5_batch_2000.onnx") else {
+        return;
+    };
+    let p = load_property(&acas("vnnlib/prop_4.vnnlib").unwrap()).unwrap();
+    let o = Options {
+        phase_split_below: f64::INFINITY,
+        ..opts(120)
+    };
+    let out = check(&load_network(&onnx).unwrap(), &p, &o).unwrap();
+    assert_eq!(out.verdict, Verdict::Unsat);
+    assert!(out.stats.phase_splits > 0, "{:?}", out.stats);
+}
+
+#[test]
+fn phase_splits_find_a_counterexample_the_sampler_misses() {
+    // Unsafe region: y0 >= 0.999 on x in [-1, 1] (only near x = 1), no sampling, phase
+    // splits from the root: the witness must come from the search and be re-validated.
+    let p = parse_marabou("x0 >= -1\nx0 <= 1\ny0 >= 0.999\n").unwrap();
+    let net = identity_and_abs();
+    let o = Options {
+        samples: 0,
+        phase_split_below: f64::INFINITY,
+        ..opts(10)
+    };
+    let Verdict::Sat { counterexample } = check(&net, &p, &o).unwrap().verdict else {
+        panic!("expected sat")
+    };
+    assert!(p.violated_by(&counterexample.input, &net.eval(&counterexample.input)));
+}

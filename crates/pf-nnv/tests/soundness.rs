@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use pf_nnv::bounds::{Analysis, concrete_lower};
+use pf_nnv::bounds::{Analysis, PhaseSplit, concrete_lower};
 use pf_nnv::property::vnnlib::parse_vnnlib;
 use pf_nnv::{Dense, Layer, Network, Options, Verdict, check};
 use proptest::prelude::*;
@@ -62,6 +62,24 @@ fn points(lo: &[f64], hi: &[f64], n: usize, seed: u64) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// VNN-LIB text: the box `[lo, hi]` and the unsafe region `y0 >= y1 + t and y0 <= 3` (two
+/// output constraints, so the LP is exercised).
+fn two_constraint_property(net: &Network, lo: &[f64], hi: &[f64], t: f64) -> String {
+    let mut text = String::new();
+    for i in 0..net.input_dim {
+        text += &format!("(declare-const X_{i} Real)\n");
+    }
+    text += "(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n";
+    for i in 0..net.input_dim {
+        text += &format!(
+            "(assert (>= X_{i} {:e}))\n(assert (<= X_{i} {:e}))\n",
+            lo[i], hi[i]
+        );
+    }
+    text += &format!("(assert (>= Y_0 (+ Y_1 {t:e})))\n(assert (<= Y_0 3))\n");
+    text
+}
+
 /// Tolerance for comparing an f64 evaluation with exact-arithmetic bounds.
 fn slack(v: f64) -> f64 {
     1e-12 * (1.0 + v.abs())
@@ -106,12 +124,7 @@ proptest! {
     #[test]
     fn check_never_contradicts_sampling((net, lo, hi) in net_strategy(), seed in any::<u64>(), t in -1.0f64..1.0) {
         // Unsafe region: y0 >= y1 + t and y0 <= 3 (two constraints, so the LP is exercised).
-        let mut text = String::new();
-        for i in 0..net.input_dim { text += &format!("(declare-const X_{i} Real)\n"); }
-        text += "(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n";
-        for i in 0..net.input_dim { text += &format!("(assert (>= X_{i} {:e}))\n(assert (<= X_{i} {:e}))\n", lo[i], hi[i]); }
-        text += &format!("(assert (>= Y_0 (+ Y_1 {t:e})))\n(assert (<= Y_0 3))\n");
-        let prop = parse_vnnlib(&text).unwrap();
+        let prop = parse_vnnlib(&two_constraint_property(&net, &lo, &hi, t)).unwrap();
         let opts = Options { timeout: std::time::Duration::from_secs(20), threads: 2, samples: 0, ..Options::default() };
         let out = check(&net, &prop, &opts).unwrap();
         match &out.verdict {
@@ -126,6 +139,70 @@ proptest! {
                 }
             }
             Verdict::Unknown { reason } => prop_assert!(false, "small instance undecided: {}", reason),
+        }
+    }
+
+    #[test]
+    fn phase_splits_agree_with_input_splits((net, lo, hi) in net_strategy(), seed in any::<u64>(), delta in -0.05f64..0.05) {
+        // Same property as above with the threshold near the sampled maximum of y0 - y1 (so
+        // the bounds alone rarely decide), decided once by input splits only and once by ReLU
+        // phase splits from the root (input splits only once every ReLU is fixed).
+        let top = points(&lo, &hi, 300, seed ^ 0x5eed).iter().map(|x| { let y = net.eval(x); y[0] - y[1] }).fold(f64::NEG_INFINITY, f64::max);
+        let t = top + delta;
+        let prop = parse_vnnlib(&two_constraint_property(&net, &lo, &hi, t)).unwrap();
+        let base = Options { timeout: std::time::Duration::from_secs(20), threads: 2, samples: 0, ..Options::default() };
+        let inputs = check(&net, &prop, &Options { phase_split_below: 0.0, ..base.clone() }).unwrap();
+        let phases = check(&net, &prop, &Options { phase_split_below: f64::INFINITY, ..base }).unwrap();
+        let kind = |v: &Verdict| match v { Verdict::Sat { .. } => "sat", Verdict::Unsat => "unsat", Verdict::Unknown { .. } => "unknown" };
+        prop_assert_eq!(kind(&inputs.verdict), kind(&phases.verdict));
+        match &phases.verdict {
+            Verdict::Sat { counterexample } => {
+                let y = net.eval(&counterexample.input);
+                prop_assert!(prop.violated_by(&counterexample.input, &y));
+            }
+            Verdict::Unsat => {
+                for x in points(&lo, &hi, 500, seed) {
+                    let y = net.eval(&x);
+                    prop_assert!(!prop.violated_by(&x, &y), "unsat but {:?} -> {:?} violates", x, y);
+                }
+            }
+            Verdict::Unknown { reason } => prop_assert!(false, "small instance undecided: {}", reason),
+        }
+    }
+
+    #[test]
+    fn phase_split_bounds_hold_on_their_sub_domain((net, lo, hi) in net_strategy(), picks in proptest::collection::vec((any::<usize>(), any::<usize>(), any::<bool>()), 1..4), seed in any::<u64>()) {
+        // Random phase assumptions on ReLU layers; every sampled point that satisfies them must
+        // lie inside the split analysis's bounds, and an `empty` verdict must have no such point.
+        let relu_layers: Vec<usize> = (0..net.layers.len()).filter(|&j| matches!(net.layers[j], Layer::Relu)).collect();
+        let a0 = Analysis::run(&net, &lo, &hi);
+        let splits: Vec<PhaseSplit> = picks.iter().map(|&(l, n, active)| {
+            let layer = relu_layers[l % relu_layers.len()];
+            PhaseSplit { layer, neuron: n % a0.values[layer].lo.len(), active }
+        }).collect();
+        let a = Analysis::run_split(&net, &lo, &hi, Some(&a0), &splits);
+        for x in points(&lo, &hi, 300, seed) {
+            let mut v = x.clone();
+            let mut trace = vec![v.clone()];
+            for layer in &net.layers {
+                v = match layer {
+                    Layer::Dense(d) => d.apply(&v),
+                    Layer::Relu => v.iter().map(|e| e.max(0.0)).collect(),
+                };
+                trace.push(v.clone());
+            }
+            // Points on the wrong side of an assumption (with a margin for rounding) are outside.
+            let inside = splits.iter().all(|s| {
+                let h = trace[s.layer][s.neuron];
+                if s.active { h > slack(h) } else { h < -slack(h) }
+            });
+            if !inside { continue; }
+            prop_assert!(!a.empty, "sub-domain called empty but {:?} satisfies {:?}", x, splits);
+            for (j, b) in a.values.iter().enumerate() {
+                for (i, &vi) in trace[j].iter().enumerate() {
+                    prop_assert!(b.lo[i] - slack(vi) <= vi && vi <= b.hi[i] + slack(vi), "value {} neuron {}: {} not in [{}, {}]", j, i, vi, b.lo[i], b.hi[i]);
+                }
+            }
         }
     }
 }

@@ -3,7 +3,9 @@
 //! (exit code 1). `--smoke` runs a few easy instances with a short timeout, for CI.
 //!
 //! Usage: `pf-nnv-bench [--data DIR] [--timeout S] [--threads N] [--smoke] [--only a,b,...]
-//! [--filter TEXT] [--csv OUT] [--lookahead]` where `--only` takes `net:prop` pairs such as `1_1:2`.
+//! [--filter TEXT] [--csv OUT] [--lookahead] [--phase W] [--unstable U]` where `--only` takes `net:prop` pairs such as `1_1:2`, and
+//! `--phase W` sets `Options::phase_split_below` (0 = input splits only) and `--unstable U`
+//! `Options::phase_split_unstable`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -22,6 +24,8 @@ struct Args {
     filter: Option<String>,
     csv: Option<PathBuf>,
     lookahead: bool,
+    phase: Option<f64>,
+    unstable: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -36,6 +40,8 @@ fn parse_args() -> Result<Args, String> {
         filter: None,
         csv: None,
         lookahead: false,
+        phase: None,
+        unstable: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -46,6 +52,10 @@ fn parse_args() -> Result<Args, String> {
             "--threads" => a.threads = val()?.parse().map_err(|e| format!("--threads: {e}"))?,
             "--smoke" => a.smoke = true,
             "--lookahead" => a.lookahead = true,
+            "--unstable" => {
+                a.unstable = Some(val()?.parse().map_err(|e| format!("--unstable: {e}"))?)
+            }
+            "--phase" => a.phase = Some(val()?.parse().map_err(|e| format!("--phase: {e}"))?),
             "--only" => a.only = Some(val()?.split(',').map(str::to_string).collect()),
             "--filter" => a.filter = Some(val()?),
             "--csv" => a.csv = Some(PathBuf::from(val()?)),
@@ -111,8 +121,8 @@ fn main() -> ExitCode {
     let (mut solved, mut wrong, mut total, mut count) = (0usize, 0usize, 0.0f64, 0usize);
     let mut times = Vec::new();
     println!(
-        "{:<8} {:<8} {:<8} {:>9} {:>10}",
-        "instance", "verdict", "expected", "seconds", "nodes"
+        "{:<8} {:<8} {:<8} {:>9} {:>10} {:>8}",
+        "instance", "verdict", "expected", "seconds", "nodes", "phase"
     );
     for line in instances.lines() {
         let f: Vec<&str> = line.split(',').collect();
@@ -145,7 +155,13 @@ fn main() -> ExitCode {
         let opts = Options {
             timeout: Duration::from_secs_f64(args.timeout),
             threads: args.threads,
+            lookahead: args.lookahead,
             ..Options::default()
+        };
+        let opts = Options {
+            phase_split_below: args.phase.unwrap_or(opts.phase_split_below),
+            phase_split_unstable: args.unstable.unwrap_or(opts.phase_split_unstable),
+            ..opts
         };
         let outcome = match check(&net, &prop, &opts) {
             Ok(o) => o,
@@ -172,8 +188,8 @@ fn main() -> ExitCode {
             }
         }
         println!(
-            "{name:<8} {verdict:<8} {exp:<8} {secs:>9.3} {:>10}",
-            outcome.stats.nodes
+            "{name:<8} {verdict:<8} {exp:<8} {secs:>9.3} {:>10} {:>8}",
+            outcome.stats.nodes, outcome.stats.phase_splits
         );
         if let Some(f) = out.as_mut() {
             let _ = writeln!(
