@@ -11,7 +11,7 @@ use super::{input, or_error, text};
 pub struct NnvChecker;
 
 /// Version of the adapter plus checker; part of the cache key, so bump it when verdicts may change.
-const NNV_VERSION: &str = concat!("pf-nnv/", env!("CARGO_PKG_VERSION"), "+1");
+const NNV_VERSION: &str = concat!("pf-nnv/", env!("CARGO_PKG_VERSION"), "+2");
 
 impl NnvChecker {
     fn run(&self, ob: &Obligation, ctx: &CheckContext) -> Result<CheckReport, String> {

@@ -14,7 +14,7 @@ use super::{input, or_error, text};
 pub struct ReachChecker;
 
 /// Version of the adapter plus checker; part of the cache key, so bump it when verdicts may change.
-const REACH_VERSION: &str = concat!("pf-reach/", env!("CARGO_PKG_VERSION"), "+1");
+const REACH_VERSION: &str = concat!("pf-reach/", env!("CARGO_PKG_VERSION"), "+2");
 
 impl ReachChecker {
     fn run(&self, ob: &Obligation, ctx: &CheckContext) -> Result<CheckReport, String> {
