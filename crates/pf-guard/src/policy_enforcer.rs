@@ -55,6 +55,11 @@ impl PolicyEnforcer {
         self
     }
 
+    /// The agent whose policy this enforces.
+    pub fn agent(&self) -> &str {
+        self.policy.agent()
+    }
+
     /// The anomaly monitor, if any.
     pub fn anomaly_monitor(&self) -> Option<&AnomalyMonitor> {
         self.anomaly.as_ref()
