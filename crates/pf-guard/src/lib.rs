@@ -6,6 +6,9 @@
 //! sees it. Denials answer in the agent's own protocol (an MCP tool result with `isError`),
 //! never as a dropped connection.
 
+pub mod alert;
+pub mod anomaly;
+pub mod baseline;
 pub mod demo_tools;
 pub mod enforcer;
 pub mod http;

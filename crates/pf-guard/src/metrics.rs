@@ -24,6 +24,15 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// Labels of an anomaly alert counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AnomalyLabels {
+    /// `unseen_sequence` or `rate_spike`.
+    pub kind: String,
+    /// The tool called.
+    pub tool: String,
+}
+
 /// The guard's metrics, registered in one registry.
 pub struct GuardMetrics {
     registry: Registry,
@@ -35,8 +44,10 @@ pub struct GuardMetrics {
     pub latency: Histogram,
     /// Decisions that could not be logged (each one denied).
     pub log_failures: Counter,
-    /// Anomaly alerts raised.
-    pub anomalies: Family<ReasonLabels, Counter>,
+    /// Anomaly alerts raised, by kind and tool.
+    pub anomalies: Family<AnomalyLabels, Counter>,
+    /// Alert events the webhook could not deliver, by reason.
+    pub webhook_failures: Family<ReasonLabels, Counter>,
 }
 
 impl Default for GuardMetrics {
@@ -46,7 +57,8 @@ impl Default for GuardMetrics {
         let violations = Family::<ReasonLabels, Counter>::default();
         let latency = Histogram::new(exponential_buckets(1e-6, 2.0, 20));
         let log_failures = Counter::default();
-        let anomalies = Family::<ReasonLabels, Counter>::default();
+        let anomalies = Family::<AnomalyLabels, Counter>::default();
+        let webhook_failures = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "decisions",
             "Policy decisions by kind, effect and tool",
@@ -67,7 +79,16 @@ impl Default for GuardMetrics {
             "Decisions that could not be logged (denied)",
             log_failures.clone(),
         );
-        registry.register("anomalies", "Anomaly alerts by kind", anomalies.clone());
+        registry.register(
+            "anomalies",
+            "Anomaly alerts by kind and tool",
+            anomalies.clone(),
+        );
+        registry.register(
+            "alert_webhook_failures",
+            "Alert events not delivered to the webhook, by reason",
+            webhook_failures.clone(),
+        );
         GuardMetrics {
             registry,
             decisions,
@@ -75,6 +96,7 @@ impl Default for GuardMetrics {
             latency,
             log_failures,
             anomalies,
+            webhook_failures,
         }
     }
 }

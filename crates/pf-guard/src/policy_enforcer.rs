@@ -1,14 +1,16 @@
 //! The production [`Enforcer`]: the compiled policy kernel plus decision logging and metrics.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pf_policy::{Call, Effect, OutputEffect, Policy, SessionState};
 use serde_json::Value;
 
+use crate::alert::AnomalyMonitor;
+use crate::anomaly::AnomalyMode;
 use crate::enforcer::{CallOutcome, Enforcer, OutputOutcome};
 use crate::log::{Committer, DecisionRecord, DecisionSink};
-use crate::metrics::{DecisionLabels, GuardMetrics, ReasonLabels};
+use crate::metrics::{AnomalyLabels, DecisionLabels, GuardMetrics, ReasonLabels};
 
 /// What the model's own text is checked as.
 pub const MODEL_OUTPUT_TOOL: &str = "text_generation";
@@ -22,6 +24,7 @@ pub struct PolicyEnforcer {
     sink: Arc<dyn DecisionSink>,
     metrics: Arc<GuardMetrics>,
     committer: Committer,
+    anomaly: Option<AnomalyMonitor>,
 }
 
 impl PolicyEnforcer {
@@ -42,7 +45,24 @@ impl PolicyEnforcer {
             sink,
             metrics,
             committer,
+            anomaly: None,
         }
+    }
+
+    /// Adds anomaly detection: every call the policy allows is also checked by `monitor`.
+    pub fn with_anomaly_monitor(mut self, monitor: AnomalyMonitor) -> Self {
+        self.anomaly = Some(monitor);
+        self
+    }
+
+    /// The agent whose policy this enforces.
+    pub fn agent(&self) -> &str {
+        self.policy.agent()
+    }
+
+    /// The anomaly monitor, if any.
+    pub fn anomaly_monitor(&self) -> Option<&AnomalyMonitor> {
+        self.anomaly.as_ref()
     }
 
     /// Logs a decision; `false` when it could not be logged (the caller then fails closed).
@@ -54,20 +74,6 @@ impl PolicyEnforcer {
         reasons: &[String],
         subject: &Value,
     ) -> bool {
-        let ts_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let record = DecisionRecord {
-            ts_ms,
-            agent: self.policy.agent().to_string(),
-            spec_digest: self.spec_digest.clone(),
-            kind,
-            tool: tool.to_string(),
-            effect,
-            reasons: reasons.to_vec(),
-            commitment: self.committer.commit(subject),
-        };
         self.metrics
             .decisions
             .get_or_create(&DecisionLabels {
@@ -82,6 +88,28 @@ impl PolicyEnforcer {
                 .get_or_create(&ReasonLabels { reason: r.clone() })
                 .inc();
         }
+        self.submit(kind, tool, effect, reasons, subject)
+    }
+
+    /// Submits a record to the sink; `false` (counted) when it could not be logged.
+    fn submit(
+        &self,
+        kind: &'static str,
+        tool: &str,
+        effect: &'static str,
+        reasons: &[String],
+        subject: &Value,
+    ) -> bool {
+        let record = DecisionRecord {
+            ts_ms: now_ms(),
+            agent: self.policy.agent().to_string(),
+            spec_digest: self.spec_digest.clone(),
+            kind,
+            tool: tool.to_string(),
+            effect,
+            reasons: reasons.to_vec(),
+            commitment: self.committer.commit(subject),
+        };
         match self.sink.submit(record) {
             Ok(()) => true,
             Err(e) => {
@@ -91,6 +119,55 @@ impl PolicyEnforcer {
             }
         }
     }
+
+    /// Raises an event for every anomaly of an allowed call (metric, warning, log record,
+    /// webhook); in deny mode returns the denial.
+    fn screen_anomalies(&mut self, tool: &str, now: Duration) -> Option<CallOutcome> {
+        let monitor = self.anomaly.as_mut()?;
+        let found = monitor.check(tool, now);
+        if found.is_empty() {
+            return None;
+        }
+        let mode = monitor.mode();
+        let agent = self.policy.agent().to_string();
+        let mut events = Vec::with_capacity(found.len());
+        for a in &found {
+            let code = a.kind().code();
+            self.metrics
+                .anomalies
+                .get_or_create(&AnomalyLabels {
+                    kind: a.kind().label().into(),
+                    tool: tool.into(),
+                })
+                .inc();
+            tracing::warn!(agent = %agent, tool, reason = code, action = mode.as_str(), "anomaly: {}", a.describe());
+            let event = crate::alert::event(&agent, tool, a, mode, now_ms());
+            // A failed write here also fails the call's own record, which then fails closed.
+            self.submit("anomaly", tool, mode.as_str(), &[code.to_string()], &event);
+            events.push(event);
+        }
+        if let Some(monitor) = &self.anomaly {
+            events.iter().for_each(|e| monitor.notify(e));
+        }
+        if mode == AnomalyMode::Alert {
+            return None;
+        }
+        let mut codes: Vec<String> = found.iter().map(|a| a.kind().code().to_string()).collect();
+        codes.dedup();
+        let reason = found
+            .iter()
+            .map(|a| format!("{}: {}", a.kind().code(), a.describe()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Some(CallOutcome::Deny { reason, codes })
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn codes(reasons: &[pf_policy::Reason]) -> Vec<String> {
@@ -124,12 +201,9 @@ impl Enforcer for PolicyEnforcer {
 
     fn decide_call(&mut self, tool: &str, args: &Value) -> CallOutcome {
         let t0 = Instant::now();
-        let decision = pf_policy::decide(
-            &self.policy,
-            &mut self.state,
-            &Call::new(tool, args),
-            self.started.elapsed(),
-        );
+        let now = self.started.elapsed();
+        let decision =
+            pf_policy::decide(&self.policy, &mut self.state, &Call::new(tool, args), now);
         let reason_codes = codes(&decision.reasons);
         let outcome = match decision.effect {
             Effect::Deny => {
@@ -140,7 +214,15 @@ impl Enforcer for PolicyEnforcer {
                 }
             }
             Effect::Allow | Effect::AllowWithObligations(_) => {
-                if self.log("call", tool, "allow", &reason_codes, args) {
+                if let Some(CallOutcome::Deny { reason, codes }) = self.screen_anomalies(tool, now)
+                {
+                    pf_policy::release(&self.policy, &mut self.state, tool);
+                    self.log("call", tool, "deny", &codes, args);
+                    CallOutcome::Deny { reason, codes }
+                } else if self.log("call", tool, "allow", &reason_codes, args) {
+                    if let Some(monitor) = &mut self.anomaly {
+                        monitor.record(tool, now);
+                    }
                     CallOutcome::Allow
                 } else {
                     pf_policy::release(&self.policy, &mut self.state, tool);

@@ -26,6 +26,9 @@ pub struct Args {
     /// Serve /metrics and /healthz on this address (e.g. 127.0.0.1:9464).
     #[arg(long)]
     metrics_addr: Option<String>,
+    /// Anomaly detection (call rates, tool sequences).
+    #[command(flatten)]
+    anomaly: super::guard_anomaly::AnomalyArgs,
     /// The MCP server command and its arguments, after `--`.
     #[arg(last = true)]
     server: Vec<String>,
@@ -35,13 +38,19 @@ pub struct Args {
 enum GuardCommand {
     /// Serve a demo MCP server with customer-support tools on stdin/stdout.
     DemoTools,
+    /// Learn an anomaly baseline from a decision log.
+    Baseline(super::guard_anomaly::BaselineArgs),
 }
 
 /// Runs `pf guard`.
 pub fn run(args: Args) -> miette::Result<ExitCode> {
-    if let Some(GuardCommand::DemoTools) = args.command {
-        pf_guard::demo_tools::serve(std::io::stdin().lock(), std::io::stdout().lock());
-        return Ok(ExitCode::SUCCESS);
+    match args.command {
+        Some(GuardCommand::DemoTools) => {
+            pf_guard::demo_tools::serve(std::io::stdin().lock(), std::io::stdout().lock());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(GuardCommand::Baseline(b)) => return super::guard_anomaly::run_baseline(b),
+        None => {}
     }
     let Some(spec_path) = args.spec else {
         miette::bail!("pf guard needs --spec FILE and a server command after `--`");
@@ -67,6 +76,7 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         metrics.clone(),
         committer,
     );
+    let (enforcer, webhook) = super::guard_anomaly::attach(&args.anomaly, enforcer, &metrics)?;
     let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
     let code = runtime.block_on(async {
         if let Some(addr) = &args.metrics_addr {
@@ -81,6 +91,7 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
             .map_err(|e| miette::miette!("{e}"))
     });
     drop(runtime);
+    super::guard_anomaly::close(webhook);
     let code = code?;
     // The enforcer (the only other owner) is gone with the runtime, so the sink can be closed.
     Arc::try_unwrap(sink)

@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod checkers;
 pub mod demo;
 pub mod guard;
+pub mod guard_anomaly;
 pub mod key;
 pub mod lean;
 pub mod ledger;

@@ -1,0 +1,300 @@
+//! Anomaly alerts as events: the per-session [`AnomalyMonitor`] around a [`Detector`], the JSON
+//! alert event, and the optional [`Webhook`] that POSTs events without ever stalling the guard.
+//!
+//! The webhook has a bounded queue and one sender thread. Posting never blocks: when the queue
+//! is full the event is dropped and `pf_guard_alert_webhook_failures_total{reason="queue_full"}`
+//! counts it; an unreachable or failing endpoint is counted the same way (`unreachable`,
+//! `status`), never fatal. The decision log, not the webhook, is the durable record of an alert.
+
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::anomaly::{Anomaly, AnomalyMode, Detector};
+use crate::metrics::{GuardMetrics, ReasonLabels};
+
+/// Events the webhook queue holds before new ones are dropped (and counted).
+pub const WEBHOOK_QUEUE: usize = 256;
+/// Time allowed to connect to the webhook endpoint.
+pub const WEBHOOK_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time allowed for one whole POST.
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a webhook could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    /// The URL is not a plain `http://` URL (this build has no TLS client).
+    #[error(
+        "alert webhook `{0}`: expected an http://host[:port]/path URL (https is not supported)"
+    )]
+    Url(String),
+    /// The sender thread could not be started.
+    #[error("alert webhook: cannot start the sender thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// POSTs alert events as JSON to one URL from a background thread with a bounded queue.
+pub struct Webhook {
+    tx: Option<SyncSender<String>>,
+    finished: Mutex<Receiver<()>>,
+    metrics: Arc<GuardMetrics>,
+}
+
+impl Webhook {
+    /// Starts the sender for `url` (`http://` only), counting failures in `metrics`.
+    pub fn spawn(url: &str, metrics: Arc<GuardMetrics>) -> Result<Webhook, AlertError> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| AlertError::Url(url.to_string()))?;
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(AlertError::Url(url.to_string()));
+        }
+        let (tx, rx) = mpsc::sync_channel::<String>(WEBHOOK_QUEUE);
+        let (done_tx, finished) = mpsc::channel();
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(WEBHOOK_CONNECT_TIMEOUT)
+            .timeout(WEBHOOK_TIMEOUT)
+            .redirects(0)
+            .build();
+        let url = url.to_string();
+        let counters = metrics.clone();
+        std::thread::Builder::new()
+            .name("pf-guard-webhook".into())
+            .spawn(move || {
+                for body in rx {
+                    let result = agent
+                        .post(&url)
+                        .set("content-type", "application/json")
+                        .send_string(&body);
+                    let failure = match result {
+                        Ok(_) => None,
+                        Err(ureq::Error::Status(code, _)) => Some(("status", code.to_string())),
+                        Err(e) => Some(("unreachable", e.to_string())),
+                    };
+                    if let Some((reason, detail)) = failure {
+                        tracing::warn!(url = %url, error = %detail, "alert webhook failed");
+                        count(&counters, reason);
+                    }
+                }
+                let _ = done_tx.send(());
+            })
+            .map_err(AlertError::Thread)?;
+        Ok(Webhook {
+            tx: Some(tx),
+            finished: Mutex::new(finished),
+            metrics,
+        })
+    }
+
+    /// Queues an event; never blocks (a full queue drops the event and counts it).
+    pub fn post(&self, event: &Value) {
+        let Some(tx) = &self.tx else { return };
+        match tx.try_send(event.to_string()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                count(&self.metrics, "queue_full");
+            }
+        }
+    }
+
+    /// Stops taking events and waits up to `wait` for the queued ones to be sent.
+    pub fn close(mut self, wait: Duration) {
+        self.tx = None;
+        if let Ok(finished) = self.finished.lock() {
+            let _ = finished.recv_timeout(wait);
+        }
+    }
+}
+
+fn count(metrics: &GuardMetrics, reason: &str) {
+    metrics
+        .webhook_failures
+        .get_or_create(&ReasonLabels {
+            reason: reason.to_string(),
+        })
+        .inc();
+}
+
+/// The JSON alert event (webhook body; see docs/guard.md).
+pub fn event(agent: &str, tool: &str, anomaly: &Anomaly, mode: AnomalyMode, ts_ms: u64) -> Value {
+    let mut e = json!({
+        "type": "pf-guard.anomaly",
+        "ts_ms": ts_ms,
+        "agent": agent,
+        "tool": tool,
+        "reason": anomaly.kind().code(),
+        "action": mode.as_str(),
+        "detail": anomaly.describe(),
+    });
+    match anomaly {
+        Anomaly::UnseenSequence { gram } => e["sequence"] = json!(gram),
+        Anomaly::RateSpike {
+            key,
+            count,
+            threshold,
+            mean,
+        } => {
+            e["rate"] = json!({"key": key, "count": count, "threshold": threshold, "mean": mean});
+        }
+    }
+    e
+}
+
+/// One session's anomaly detection: the detector, what to do when it fires, where alerts go.
+pub struct AnomalyMonitor {
+    detector: Detector,
+    mode: AnomalyMode,
+    webhook: Option<Arc<Webhook>>,
+}
+
+impl AnomalyMonitor {
+    /// A monitor that acts on `detector`'s findings as `mode` says.
+    pub fn new(detector: Detector, mode: AnomalyMode, webhook: Option<Arc<Webhook>>) -> Self {
+        AnomalyMonitor {
+            detector,
+            mode,
+            webhook,
+        }
+    }
+
+    /// Alert or deny.
+    pub fn mode(&self) -> AnomalyMode {
+        self.mode
+    }
+
+    /// The detector.
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// What is anomalous about a call to `tool` at `now` (not yet recorded).
+    pub fn check(&mut self, tool: &str, now: Duration) -> Vec<Anomaly> {
+        self.detector.check(tool, now)
+    }
+
+    /// Records that the call ran.
+    pub fn record(&mut self, tool: &str, now: Duration) {
+        self.detector.record(tool, now);
+    }
+
+    /// Sends an event to the webhook, if there is one.
+    pub fn notify(&self, event: &Value) {
+        if let Some(w) = &self.webhook {
+            w.post(event);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read};
+
+    fn failures(m: &GuardMetrics, reason: &str) -> u64 {
+        m.webhook_failures
+            .get_or_create(&ReasonLabels {
+                reason: reason.into(),
+            })
+            .get()
+    }
+
+    #[test]
+    fn only_plain_http_urls_are_accepted() {
+        let m = Arc::new(GuardMetrics::default());
+        for bad in [
+            "https://x.example/hook",
+            "ftp://x",
+            "http://",
+            "http:///path",
+            "x",
+        ] {
+            assert!(
+                matches!(Webhook::spawn(bad, m.clone()), Err(AlertError::Url(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_dead_webhook_is_counted_not_fatal() {
+        // A port that was just free: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let m = Arc::new(GuardMetrics::default());
+        let hook =
+            Webhook::spawn(&format!("http://127.0.0.1:{port}/alerts"), m.clone()).expect("spawn");
+        hook.post(&json!({"n": 1}));
+        hook.close(Duration::from_secs(10));
+        assert_eq!(failures(&m, "unreachable"), 1);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_blocking() {
+        // A listener that accepts but never answers holds the sender on its first event.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/a", listener.local_addr().expect("addr"));
+        let m = Arc::new(GuardMetrics::default());
+        let hook = Webhook::spawn(&url, m.clone()).expect("spawn");
+        for n in 0..WEBHOOK_QUEUE + 10 {
+            hook.post(&json!({ "n": n }));
+        }
+        // At most one event is in flight; the queue holds WEBHOOK_QUEUE; the rest were dropped.
+        assert!(
+            failures(&m, "queue_full") >= 9,
+            "{}",
+            failures(&m, "queue_full")
+        );
+        drop(listener);
+    }
+
+    #[test]
+    fn events_arrive_as_json_posts() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/alerts", listener.local_addr().expect("addr"));
+        let m = Arc::new(GuardMetrics::default());
+        let hook = Webhook::spawn(&url, m.clone()).expect("spawn");
+        let anomaly = Anomaly::UnseenSequence {
+            gram: vec![None, Some("a".into()), Some("b".into())],
+        };
+        hook.post(&event("agent-1", "b", &anomaly, AnomalyMode::Deny, 7));
+        let (stream, _) = listener.accept().expect("accept");
+        let mut reader = BufReader::new(stream);
+        let mut head = String::new();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("header");
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().expect("length");
+            }
+            if line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        assert!(head.starts_with("POST /alerts HTTP/1.1"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{head}"
+        );
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).expect("body");
+        let body: Value = serde_json::from_slice(&body).expect("json body");
+        assert_eq!(body["reason"], "anomaly.unseen_sequence");
+        assert_eq!(body["action"], "deny");
+        assert_eq!(body["sequence"], json!([null, "a", "b"]));
+        use std::io::Write;
+        reader
+            .get_mut()
+            .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+            .expect("answer");
+        drop(reader);
+        hook.close(Duration::from_secs(10));
+        assert_eq!(failures(&m, "status") + failures(&m, "unreachable"), 0);
+    }
+}
