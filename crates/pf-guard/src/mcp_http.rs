@@ -134,13 +134,13 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
         }
     }
 
-    /// Registers a session the upstream issued.
-    fn register(&self, id: &HeaderValue) -> Result<(), Response> {
+    /// Registers a session the upstream issued; `Some` is the refusal to answer instead.
+    fn register(&self, id: &HeaderValue) -> Option<Response> {
         let valid = id.len() <= MAX_SESSION_ID
             && !id.is_empty()
             && id.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b));
         let Some(id) = id.to_str().ok().filter(|_| valid) else {
-            return Err(rpc_error(
+            return Some(rpc_error(
                 StatusCode::BAD_GATEWAY,
                 None,
                 ErrorCode::InternalError,
@@ -149,10 +149,10 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
         };
         let mut sessions = lock(&self.sessions);
         if sessions.contains_key(id) {
-            return Ok(());
+            return None;
         }
         if sessions.len() >= self.config.max_sessions {
-            return Err(rpc_error(
+            return Some(rpc_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 None,
                 ErrorCode::InternalError,
@@ -161,7 +161,7 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
         }
         let session = Arc::new(Mutex::new(McpSession::new((self.new_enforcer)())));
         sessions.insert(id.to_string(), session);
-        Ok(())
+        None
     }
 
     fn forget(&self, headers: &HeaderMap) {
@@ -296,7 +296,7 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
         };
         let (rparts, rbody) = resp.into_parts();
         if let Some(id) = rparts.headers.get(SESSION_HEADER)
-            && let Err(refusal) = self.register(id)
+            && let Some(refusal) = self.register(id)
         {
             self.fail_pending(&session, &forwarded_ids);
             return refusal;
@@ -304,7 +304,18 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
         let out_headers = pick_headers(&rparts.headers, &FORWARD_RESPONSE);
         let status = rparts.status;
         if status == StatusCode::ACCEPTED {
-            // Only notifications and responses were forwarded (§2.1.4).
+            // §2.1.4: 202 answers input without requests; a request it leaves unanswered would
+            // keep the client waiting, so it gets an error here.
+            let mut local = local;
+            self.fail_pending(&session, &forwarded_ids);
+            local.extend(forwarded_ids.iter().map(|id| {
+                error_response(
+                    Some(id),
+                    ErrorCode::InternalError,
+                    "upstream accepted this request without answering it",
+                    None,
+                )
+            }));
             if local.is_empty() {
                 return (StatusCode::ACCEPTED, out_headers).into_response();
             }

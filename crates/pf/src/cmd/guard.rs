@@ -1,12 +1,18 @@
-//! `pf guard`: run an MCP server under the runtime guard (the work is in `pf-guard`).
+//! `pf guard`: run an MCP server under the runtime guard, or proxy a Streamable HTTP MCP server
+//! or an OpenAI-compatible model server (the work is in `pf-guard`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use miette::{IntoDiagnostic, WrapErr};
+use pf_guard::PolicyEnforcer;
 use pf_guard::log::{Committer, LogError, QueuedSink};
+use pf_guard::mcp_http::{McpHttpConfig, McpHttpProxy};
 use pf_guard::metrics::GuardMetrics;
+use pf_guard::openai::{OpenAiConfig, OpenAiProxy};
+use pf_guard::upstream::Upstream;
 
 /// Enforce an agent spec on every tool call and result between an agent and its MCP server.
 #[derive(clap::Args)]
@@ -26,6 +32,29 @@ pub struct Args {
     /// Serve /metrics and /healthz on this address (e.g. 127.0.0.1:9464).
     #[arg(long)]
     metrics_addr: Option<String>,
+    /// Proxy this HTTP upstream instead of a stdio server: a Streamable HTTP MCP endpoint
+    /// (http://HOST:PORT/mcp), or with --openai a model server's root (http://HOST:PORT).
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+    /// The upstream is an OpenAI-compatible model server: proxy /v1/chat/completions.
+    #[arg(long, requires = "upstream")]
+    openai: bool,
+    /// Address the HTTP proxy listens on.
+    #[arg(long, default_value = "127.0.0.1:8808", requires = "upstream")]
+    listen: String,
+    /// Seconds the upstream may take to start answering (and to send a JSON body), and the
+    /// longest silence on an event stream.
+    #[arg(long, default_value_t = 300, requires = "upstream")]
+    upstream_timeout: u64,
+    /// Largest request or response body in bytes (default: 4 MiB for MCP, 16 MiB for OpenAI).
+    #[arg(long, requires = "upstream")]
+    max_body: Option<usize>,
+    /// Most concurrent guard sessions (MCP sessions or conversations).
+    #[arg(long, default_value_t = 10_000, requires = "upstream")]
+    max_sessions: usize,
+    /// Browser `Origin` allowed to use the MCP proxy besides loopback ones (repeatable).
+    #[arg(long, requires = "upstream")]
+    allow_origin: Vec<String>,
     /// The MCP server command and its arguments, after `--`.
     #[arg(last = true)]
     server: Vec<String>,
@@ -43,15 +72,22 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         pf_guard::demo_tools::serve(std::io::stdin().lock(), std::io::stdout().lock());
         return Ok(ExitCode::SUCCESS);
     }
-    let Some(spec_path) = args.spec else {
-        miette::bail!("pf guard needs --spec FILE and a server command after `--`");
-    };
-    let Some((command, server_args)) = args.server.split_first() else {
+    let Some(spec_path) = args.spec.clone() else {
         miette::bail!(
-            "no MCP server command: use `pf guard --spec {} -- <command> [args]`",
-            spec_path.display()
+            "pf guard needs --spec FILE and either a server command after `--` or --upstream URL"
         );
     };
+    if args.upstream.is_some() && !args.server.is_empty() {
+        miette::bail!(
+            "give either --upstream URL (HTTP proxy) or a server command after `--` (stdio), not both"
+        );
+    }
+    if args.upstream.is_none() && args.server.is_empty() {
+        miette::bail!(
+            "no MCP server: use `pf guard --spec {0} -- <command> [args]` or `pf guard --spec {0} --upstream URL`",
+            spec_path.display()
+        );
+    }
     let loaded = pf_spec::load(&spec_path)?;
     let compiled = pf_policy::compile(&loaded.spec).map_err(|e| miette::miette!("{e}"))?;
     for w in &compiled.warnings {
@@ -60,13 +96,19 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     let committer = Committer::random();
     let metrics = Arc::new(GuardMetrics::default());
     let sink = open_sink(args.ledger.as_deref(), &args.log, &committer)?;
-    let enforcer = pf_guard::PolicyEnforcer::new(
-        Arc::new(compiled.policy),
-        pf_spec::digest(&loaded.spec),
-        sink.clone(),
-        metrics.clone(),
-        committer,
-    );
+    let enforcers = {
+        let (policy, digest) = (Arc::new(compiled.policy), pf_spec::digest(&loaded.spec));
+        let (sink, metrics) = (sink.clone(), metrics.clone());
+        move || {
+            PolicyEnforcer::new(
+                policy.clone(),
+                digest.clone(),
+                sink.clone(),
+                metrics.clone(),
+                committer.clone(),
+            )
+        }
+    };
     let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
     let code = runtime.block_on(async {
         if let Some(addr) = &args.metrics_addr {
@@ -76,9 +118,17 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
                 .wrap_err_with(|| format!("cannot listen on {addr}"))?;
             tokio::spawn(pf_guard::http::serve(listener, metrics.clone()));
         }
-        pf_guard::stdio::run(enforcer, command, server_args)
-            .await
-            .map_err(|e| miette::miette!("{e}"))
+        match &args.upstream {
+            Some(url) => serve_http(&args, url, enforcers).await.map(|()| 0),
+            None => {
+                let Some((command, server_args)) = args.server.split_first() else {
+                    miette::bail!("no MCP server command after `--`");
+                };
+                pf_guard::stdio::run(enforcers(), command, server_args)
+                    .await
+                    .map_err(|e| miette::miette!("{e}"))
+            }
+        }
     });
     drop(runtime);
     let code = code?;
@@ -89,6 +139,54 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         .map_err(|e| miette::miette!("{e}"))
         .wrap_err("flushing the decision log")?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// Runs the MCP or OpenAI HTTP proxy until SIGINT/SIGTERM.
+async fn serve_http(
+    args: &Args,
+    url: &str,
+    enforcers: impl Fn() -> PolicyEnforcer + Send + Sync + 'static,
+) -> miette::Result<()> {
+    let timeout = Duration::from_secs(args.upstream_timeout.max(1));
+    let upstream = Upstream::new(url, timeout).map_err(|e| miette::miette!("{e}"))?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot listen on {}", args.listen))?;
+    let router = if args.openai {
+        let mut config = OpenAiConfig {
+            idle_timeout: timeout,
+            max_sessions: args.max_sessions,
+            ..OpenAiConfig::default()
+        };
+        if let Some(max) = args.max_body {
+            config.max_body_bytes = max;
+        }
+        eprintln!(
+            "pf guard: OpenAI-compatible proxy on http://{}/v1/chat/completions -> {url}",
+            args.listen
+        );
+        OpenAiProxy::new(upstream, config, enforcers).router()
+    } else {
+        let mut config = McpHttpConfig {
+            idle_timeout: timeout,
+            max_sessions: args.max_sessions,
+            allowed_origins: args.allow_origin.clone(),
+            ..McpHttpConfig::default()
+        };
+        if let Some(max) = args.max_body {
+            config.max_body_bytes = max;
+        }
+        eprintln!(
+            "pf guard: Streamable HTTP MCP proxy on http://{} -> {url}",
+            args.listen
+        );
+        McpHttpProxy::new(upstream, config, enforcers).router()
+    };
+    pf_guard::http::serve_until_signal(listener, router)
+        .await
+        .into_diagnostic()
+        .wrap_err("serving the proxy")
 }
 
 /// Opens the decision sink and records the session's commitment salt beside it (owner-only).
