@@ -60,9 +60,10 @@ fn settings() -> Settings {
     }
 }
 
-fn one_thread_runtime() -> tokio::runtime::Runtime {
+fn one_thread_runtime(name: &str) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .thread_name(name)
         .enable_all()
         .build()
         .expect("runtime")
@@ -85,6 +86,54 @@ struct Phase {
     latencies_ns: Vec<u64>,
     elapsed: Duration,
     errors: u64,
+    cpu: Cpu,
+}
+
+/// CPU seconds used by the proxy's worker thread and by every other thread of the process
+/// (upstream, load generator, decision-log writer), from /proc (Linux; zeros elsewhere).
+#[derive(Default, Clone, Copy)]
+struct Cpu {
+    proxy: f64,
+    rest: f64,
+}
+
+impl Cpu {
+    fn since(&self, before: &Cpu) -> Cpu {
+        Cpu {
+            proxy: self.proxy - before.proxy,
+            rest: self.rest - before.rest,
+        }
+    }
+}
+
+fn thread_cpu() -> Cpu {
+    let mut cpu = Cpu::default();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return cpu;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
+        let Some((head, tail)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let name = head.split_once(" (").map_or("", |(_, n)| n);
+        let f: Vec<&str> = tail.split_whitespace().collect();
+        let ticks = |i: usize| {
+            f.get(i - 3)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let secs = (ticks(14) + ticks(15)) / 100.0; // USER_HZ is 100 on Linux
+        if name.starts_with("bench-proxy") {
+            cpu.proxy += secs;
+        } else {
+            cpu.rest += secs;
+        }
+    }
+    cpu
 }
 
 /// Sends `rate * secs` requests paced at `rate`, over `conns` keep-alive connections.
@@ -148,6 +197,7 @@ async fn load(addr: std::net::SocketAddr, path: &str, s: &Settings) -> Phase {
         latencies_ns,
         elapsed: start.elapsed(),
         errors,
+        cpu: Cpu::default(),
     }
 }
 
@@ -163,9 +213,9 @@ fn main() {
     let s = settings();
     let dir = std::env::temp_dir().join(format!("pf-guard-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let upstream_rt = one_thread_runtime();
-    let proxy_rt = one_thread_runtime();
-    let load_rt = one_thread_runtime();
+    let upstream_rt = one_thread_runtime("bench-upstream");
+    let proxy_rt = one_thread_runtime("bench-proxy");
+    let load_rt = one_thread_runtime("bench-load");
 
     let up_listener = upstream_rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -215,7 +265,9 @@ fn main() {
             conns: s.conns,
         };
         load_rt.block_on(load(addr, "/mcp", &warm));
+        let before = thread_cpu();
         let mut phase = load_rt.block_on(load(addr, "/mcp", &s));
+        phase.cpu = thread_cpu().since(&before);
         phase.latencies_ns.sort_unstable();
         results.push((name, phase));
     }
@@ -243,6 +295,14 @@ fn main() {
         "added    p50 {:.1} us, p99 {:.1} us (targets: p50 <= 100 us, p99 <= 500 us)",
         pct(&p.latencies_ns, 0.50) - pct(&d.latencies_ns, 0.50),
         pct(&p.latencies_ns, 0.99) - pct(&d.latencies_ns, 0.99)
+    );
+    let n = p.latencies_ns.len().max(1) as f64;
+    println!(
+        "proxy CPU {:.1} us/request on its worker thread (other threads: {:.1} us/request proxied vs {:.1} direct); implied proxy capacity {:.0} req/s per core",
+        p.cpu.proxy / n * 1e6,
+        p.cpu.rest / n * 1e6,
+        d.cpu.rest / d.latencies_ns.len().max(1) as f64 * 1e6,
+        n / p.cpu.proxy.max(1e-9)
     );
     let failed = d.errors + p.errors;
     drop(proxy_rt);

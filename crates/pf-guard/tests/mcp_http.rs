@@ -495,3 +495,44 @@ async fn upstream_down_gives_502_with_the_request_id() {
     assert_eq!(body["id"], json!(12));
     assert_eq!(body["error"]["code"], json!(-32603));
 }
+
+#[tokio::test]
+async fn foreign_origins_and_unsupported_methods_are_refused() {
+    let h = harness(false).await;
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string();
+    let r = send(
+        Method::POST,
+        &h.url,
+        &[ACCEPT, CT, ("origin", "http://evil.test")],
+        list.clone(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = send(
+        Method::POST,
+        &h.url,
+        &[ACCEPT, CT, ("origin", "http://localhost:5173")],
+        list,
+    )
+    .await;
+    assert_ne!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "loopback origins are allowed"
+    );
+    let r = send(Method::PUT, &h.url, &[], "").await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    let s = h.initialize().await;
+    let get = send(
+        Method::GET,
+        &h.url,
+        &[("accept", "text/event-stream"), ("mcp-session-id", &s)],
+        "",
+    )
+    .await;
+    assert_eq!(
+        get.status,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "a server without a GET stream says so"
+    );
+}
