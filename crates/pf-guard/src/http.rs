@@ -1,4 +1,5 @@
-//! The guard's own HTTP endpoints: `/metrics` (Prometheus text format) and `/healthz`.
+//! The guard's own HTTP endpoints (`/metrics` in the Prometheus text format, `/healthz`) and
+//! the serving loop of the HTTP proxies.
 
 use std::sync::Arc;
 
@@ -37,4 +38,37 @@ pub async fn serve(
     metrics: Arc<GuardMetrics>,
 ) -> std::io::Result<()> {
     axum::serve(listener, router(metrics)).await
+}
+
+/// Serves a proxy's routes on `listener` until SIGINT or SIGTERM, then finishes open requests.
+pub async fn serve_until_signal(
+    listener: tokio::net::TcpListener,
+    router: Router,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM (what Kubernetes sends a sidecar).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

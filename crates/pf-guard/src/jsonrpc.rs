@@ -44,7 +44,8 @@ pub enum Id {
 }
 
 impl Id {
-    fn from_value(v: &Value) -> Option<Id> {
+    /// The id in a JSON value, when it is a string or an integer.
+    pub fn from_value(v: &Value) -> Option<Id> {
         match v {
             Value::Number(n) => n.as_i64().map(Id::Number),
             Value::String(s) => Some(Id::String(s.clone())),

@@ -1,6 +1,7 @@
 //! `pf-guard`: the runtime guard that sits between an agent and its tools.
 //!
-//! Protocol adapters turn MCP (stdio child process) traffic into decisions of an [`Enforcer`]:
+//! Protocol adapters turn MCP (stdio child process or Streamable HTTP) and OpenAI-compatible
+//! chat-completions traffic into decisions of an [`Enforcer`]:
 //! `tools/list` hides tools the agent may not use, every `tools/call` is decided before it reaches
 //! the tool, and every result is checked (and labelled for information flow) before the agent
 //! sees it. Denials answer in the agent's own protocol (an MCP tool result with `isError`),
@@ -16,9 +17,15 @@ pub mod jsonrpc;
 pub mod lines;
 pub mod log;
 pub mod mcp;
+pub mod mcp_http;
 pub mod metrics;
+pub mod openai;
+pub mod openai_chat;
+pub mod openai_stream;
 pub mod policy_enforcer;
+pub mod sse;
 pub mod stdio;
+pub mod upstream;
 
 pub use enforcer::{CallOutcome, Enforcer, OutputOutcome};
 pub use mcp::{McpSession, Route};

@@ -114,6 +114,14 @@ impl<E: Enforcer> McpSession<E> {
         }
     }
 
+    /// Forgets a request the server will never answer (its transport failed), releasing the
+    /// call's concurrency slot.
+    pub fn server_failed(&mut self, id: &Id) {
+        if let Some(Pending::ToolsCall(tool)) = self.pending.remove(id) {
+            self.enforcer.finish_call(&tool);
+        }
+    }
+
     fn track(&mut self, id: &Id, what: Pending) -> Option<Route> {
         if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(id) {
             let msg = format!(

@@ -19,7 +19,7 @@ struct Cli {
 enum Command {
     /// Run the main job end to end on the example agents (no external services).
     Demo(cmd::demo::Args),
-    /// Run an MCP server under the runtime guard, enforcing an agent spec.
+    /// Enforce an agent spec on an MCP server (stdio or Streamable HTTP) or an OpenAI-compatible API.
     Guard(cmd::guard::Args),
     /// Agent specs: lint, init, fmt, digest, schema.
     #[command(subcommand)]

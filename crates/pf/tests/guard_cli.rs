@@ -198,5 +198,9 @@ fn guard_without_a_server_command_fails_with_a_message() {
         .output()
         .expect("runs");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no MCP server command"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no MCP server") && err.contains("--upstream URL"),
+        "{err}"
+    );
 }

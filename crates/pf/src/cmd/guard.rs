@@ -1,12 +1,18 @@
-//! `pf guard`: run an MCP server under the runtime guard (the work is in `pf-guard`).
+//! `pf guard`: run an MCP server under the runtime guard, or proxy a Streamable HTTP MCP server
+//! or an OpenAI-compatible model server (the work is in `pf-guard`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use miette::{IntoDiagnostic, WrapErr};
+use pf_guard::PolicyEnforcer;
 use pf_guard::log::{Committer, LogError, QueuedSink};
+use pf_guard::mcp_http::{McpHttpConfig, McpHttpProxy};
 use pf_guard::metrics::GuardMetrics;
+use pf_guard::openai::{OpenAiConfig, OpenAiProxy};
+use pf_guard::upstream::Upstream;
 
 /// Enforce an agent spec on every tool call and result between an agent and its MCP server.
 #[derive(clap::Args)]
@@ -29,6 +35,29 @@ pub struct Args {
     /// Anomaly detection (call rates, tool sequences).
     #[command(flatten)]
     anomaly: super::guard_anomaly::AnomalyArgs,
+    /// Proxy this HTTP upstream instead of a stdio server: a Streamable HTTP MCP endpoint
+    /// (http://HOST:PORT/mcp), or with --openai a model server's root (http://HOST:PORT).
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+    /// The upstream is an OpenAI-compatible model server: proxy /v1/chat/completions.
+    #[arg(long, requires = "upstream")]
+    openai: bool,
+    /// Address the HTTP proxy listens on.
+    #[arg(long, default_value = "127.0.0.1:8808", requires = "upstream")]
+    listen: String,
+    /// Seconds the upstream may take to start answering (and to send a JSON body), and the
+    /// longest silence on an event stream.
+    #[arg(long, default_value_t = 300, requires = "upstream")]
+    upstream_timeout: u64,
+    /// Largest request or response body in bytes (default: 4 MiB for MCP, 16 MiB for OpenAI).
+    #[arg(long, requires = "upstream")]
+    max_body: Option<usize>,
+    /// Most concurrent guard sessions (MCP sessions or conversations).
+    #[arg(long, default_value_t = 10_000, requires = "upstream")]
+    max_sessions: usize,
+    /// Browser `Origin` allowed to use the MCP proxy besides loopback ones (repeatable).
+    #[arg(long, requires = "upstream")]
+    allow_origin: Vec<String>,
     /// The MCP server command and its arguments, after `--`.
     #[arg(last = true)]
     server: Vec<String>,
@@ -52,15 +81,22 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         Some(GuardCommand::Baseline(b)) => return super::guard_anomaly::run_baseline(b),
         None => {}
     }
-    let Some(spec_path) = args.spec else {
-        miette::bail!("pf guard needs --spec FILE and a server command after `--`");
-    };
-    let Some((command, server_args)) = args.server.split_first() else {
+    let Some(spec_path) = args.spec.clone() else {
         miette::bail!(
-            "no MCP server command: use `pf guard --spec {} -- <command> [args]`",
-            spec_path.display()
+            "pf guard needs --spec FILE and either a server command after `--` or --upstream URL"
         );
     };
+    if args.upstream.is_some() && !args.server.is_empty() {
+        miette::bail!(
+            "give either --upstream URL (HTTP proxy) or a server command after `--` (stdio), not both"
+        );
+    }
+    if args.upstream.is_none() && args.server.is_empty() {
+        miette::bail!(
+            "no MCP server: use `pf guard --spec {0} -- <command> [args]` or `pf guard --spec {0} --upstream URL`",
+            spec_path.display()
+        );
+    }
     let loaded = pf_spec::load(&spec_path)?;
     let compiled = pf_policy::compile(&loaded.spec).map_err(|e| miette::miette!("{e}"))?;
     for w in &compiled.warnings {
@@ -69,14 +105,25 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     let committer = Committer::random();
     let metrics = Arc::new(GuardMetrics::default());
     let sink = open_sink(args.ledger.as_deref(), &args.log, &committer)?;
-    let enforcer = pf_guard::PolicyEnforcer::new(
-        Arc::new(compiled.policy),
-        pf_spec::digest(&loaded.spec),
-        sink.clone(),
-        metrics.clone(),
-        committer,
-    );
-    let (enforcer, webhook) = super::guard_anomaly::attach(&args.anomaly, enforcer, &metrics)?;
+    let anomaly = super::guard_anomaly::setup(&args.anomaly, compiled.policy.agent(), &metrics)?;
+    let webhook = anomaly.as_ref().and_then(|a| a.webhook());
+    let enforcers = {
+        let (policy, digest) = (Arc::new(compiled.policy), pf_spec::digest(&loaded.spec));
+        let (sink, metrics) = (sink.clone(), metrics.clone());
+        move || {
+            let enforcer = PolicyEnforcer::new(
+                policy.clone(),
+                digest.clone(),
+                sink.clone(),
+                metrics.clone(),
+                committer.clone(),
+            );
+            match &anomaly {
+                Some(a) => a.attach(enforcer),
+                None => enforcer,
+            }
+        }
+    };
     let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
     let code = runtime.block_on(async {
         if let Some(addr) = &args.metrics_addr {
@@ -86,9 +133,17 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
                 .wrap_err_with(|| format!("cannot listen on {addr}"))?;
             tokio::spawn(pf_guard::http::serve(listener, metrics.clone()));
         }
-        pf_guard::stdio::run(enforcer, command, server_args)
-            .await
-            .map_err(|e| miette::miette!("{e}"))
+        match &args.upstream {
+            Some(url) => serve_http(&args, url, enforcers).await.map(|()| 0),
+            None => {
+                let Some((command, server_args)) = args.server.split_first() else {
+                    miette::bail!("no MCP server command after `--`");
+                };
+                pf_guard::stdio::run(enforcers(), command, server_args)
+                    .await
+                    .map_err(|e| miette::miette!("{e}"))
+            }
+        }
     });
     drop(runtime);
     super::guard_anomaly::close(webhook);
@@ -100,6 +155,54 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
         .map_err(|e| miette::miette!("{e}"))
         .wrap_err("flushing the decision log")?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// Runs the MCP or OpenAI HTTP proxy until SIGINT/SIGTERM.
+async fn serve_http(
+    args: &Args,
+    url: &str,
+    enforcers: impl Fn() -> PolicyEnforcer + Send + Sync + 'static,
+) -> miette::Result<()> {
+    let timeout = Duration::from_secs(args.upstream_timeout.max(1));
+    let upstream = Upstream::new(url, timeout).map_err(|e| miette::miette!("{e}"))?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot listen on {}", args.listen))?;
+    let router = if args.openai {
+        let mut config = OpenAiConfig {
+            idle_timeout: timeout,
+            max_sessions: args.max_sessions,
+            ..OpenAiConfig::default()
+        };
+        if let Some(max) = args.max_body {
+            config.max_body_bytes = max;
+        }
+        eprintln!(
+            "pf guard: OpenAI-compatible proxy on http://{}/v1/chat/completions -> {url}",
+            args.listen
+        );
+        OpenAiProxy::new(upstream, config, enforcers).router()
+    } else {
+        let mut config = McpHttpConfig {
+            idle_timeout: timeout,
+            max_sessions: args.max_sessions,
+            allowed_origins: args.allow_origin.clone(),
+            ..McpHttpConfig::default()
+        };
+        if let Some(max) = args.max_body {
+            config.max_body_bytes = max;
+        }
+        eprintln!(
+            "pf guard: Streamable HTTP MCP proxy on http://{} -> {url}",
+            args.listen
+        );
+        McpHttpProxy::new(upstream, config, enforcers).router()
+    };
+    pf_guard::http::serve_until_signal(listener, router)
+        .await
+        .into_diagnostic()
+        .wrap_err("serving the proxy")
 }
 
 /// Opens the decision sink and records the session's commitment salt beside it (owner-only).
@@ -141,4 +244,38 @@ fn append_secret(path: &Path, line: &str) -> miette::Result<()> {
     options.mode(0o600);
     let mut f = options.open(path).into_diagnostic()?;
     f.write_all(line.as_bytes()).into_diagnostic()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Pf {
+        #[command(subcommand)]
+        command: Sub,
+    }
+
+    #[derive(clap::Subcommand)]
+    enum Sub {
+        Guard(super::Args),
+    }
+
+    #[test]
+    fn the_sidecar_the_admission_webhook_injects_parses_as_an_http_guard() {
+        let guard = pf_admission::GuardConfig {
+            image: format!("ghcr.io/provability-fabric/pf@sha256:{}", "b".repeat(64)),
+            cpu: "200m".into(),
+            memory: "128Mi".into(),
+            upstream: "http://127.0.0.1:8080/mcp".into(),
+        };
+        let args = pf_admission::webhook::guard_args(&guard);
+        let parsed = Pf::try_parse_from(std::iter::once("pf".to_string()).chain(args))
+            .unwrap_or_else(|e| panic!("sidecar args do not parse: {e}"));
+        let Sub::Guard(a) = parsed.command;
+        assert_eq!(a.upstream.as_deref(), Some("http://127.0.0.1:8080/mcp"));
+        assert_eq!(a.listen, pf_admission::policy::GUARD_LISTEN);
+        assert!(a.server.is_empty() && !a.openai);
+        assert!(a.spec.is_some() && a.metrics_addr.is_some());
+    }
 }

@@ -40,20 +40,45 @@ pub struct AnomalyArgs {
     alert_webhook: Option<String>,
 }
 
-/// Adds anomaly detection to `enforcer` when the flags ask for it; returns the webhook (if any)
-/// so it can be flushed with [`close`] at exit.
-pub fn attach(
+/// Anomaly detection as configured by the flags: a fresh detector per guard session (the
+/// baseline is the agent's; live counts are per session), one shared alert webhook.
+pub struct Anomaly {
+    params: Params,
+    baseline: AgentBaseline,
+    learn_for: Duration,
+    mode: AnomalyMode,
+    webhook: Option<Arc<Webhook>>,
+}
+
+impl Anomaly {
+    /// Adds a fresh anomaly monitor to `enforcer`.
+    pub fn attach(&self, enforcer: PolicyEnforcer) -> PolicyEnforcer {
+        enforcer.with_anomaly_monitor(AnomalyMonitor::new(
+            Detector::new(self.params.clone(), self.baseline.clone(), self.learn_for),
+            self.mode,
+            self.webhook.clone(),
+        ))
+    }
+
+    /// The alert webhook, to flush with [`close`] at exit.
+    pub fn webhook(&self) -> Option<Arc<Webhook>> {
+        self.webhook.clone()
+    }
+}
+
+/// Reads the anomaly flags for `agent`; `None` when detection is off.
+pub fn setup(
     args: &AnomalyArgs,
-    enforcer: PolicyEnforcer,
+    agent: &str,
     metrics: &Arc<GuardMetrics>,
-) -> miette::Result<(PolicyEnforcer, Option<Arc<Webhook>>)> {
+) -> miette::Result<Option<Anomaly>> {
     if args.anomaly_baseline.is_none() && args.anomaly_learn.is_none() {
         if args.anomaly_mode.is_some() || args.alert_webhook.is_some() {
             miette::bail!(
                 "--anomaly-mode and --alert-webhook need --anomaly-baseline FILE or --anomaly-learn DURATION"
             );
         }
-        return Ok((enforcer, None));
+        return Ok(None);
     }
     let learn_for = match &args.anomaly_learn {
         Some(text) => parse_duration(text).ok_or_else(|| {
@@ -65,7 +90,7 @@ pub fn attach(
         Some(path) => {
             let file = Baseline::load(path).map_err(|e| miette::miette!("{e}"))?;
             let agent = file
-                .agent(enforcer.agent())
+                .agent(agent)
                 .map_err(|e| miette::miette!("{}: {e}", path.display()))?
                 .clone();
             (file.params, agent)
@@ -82,12 +107,13 @@ pub fn attach(
         Some(ModeArg::Deny) => AnomalyMode::Deny,
         Some(ModeArg::Alert) | None => AnomalyMode::Alert,
     };
-    let monitor = AnomalyMonitor::new(
-        Detector::new(params, baseline, learn_for),
+    Ok(Some(Anomaly {
+        params,
+        baseline,
+        learn_for,
         mode,
-        webhook.clone(),
-    );
-    Ok((enforcer.with_anomaly_monitor(monitor), webhook))
+        webhook,
+    }))
 }
 
 /// Sends what is still queued for the webhook (waiting at most a few seconds).

@@ -1,0 +1,358 @@
+//! OpenAI-compatible proxy for `POST /v1/chat/completions`: requests are checked by a
+//! [`ChatSession`] before they reach the model server, responses (JSON or `stream: true` event
+//! streams) before they reach the agent.
+//!
+//! Sessions: the chat API is stateless, so a guard session is chosen per request: the value of
+//! the `x-pf-session` header when the client sends one (it is not forwarded), otherwise a digest
+//! of the `Authorization` header and the conversation's first system and user messages (the
+//! same conversation re-sent with more turns lands in the same session). Sessions are evicted
+//! least-recently-used beyond the configured maximum.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::enforcer::Enforcer;
+use crate::openai_chat::ChatSession;
+use crate::openai_stream::StreamFilter;
+use crate::sse::{self, Parser};
+use crate::upstream::{self, Upstream, UpstreamError, is_content_type, pick_headers};
+
+/// Header naming the guard session of a request.
+pub const SESSION_HEADER: HeaderName = HeaderName::from_static("x-pf-session");
+const MAX_SESSION_KEY: usize = 256;
+
+/// Limits and timeouts of the proxy.
+#[derive(Debug, Clone)]
+pub struct OpenAiConfig {
+    /// Largest request body, largest JSON response, most buffered bytes of a streamed one.
+    pub max_body_bytes: usize,
+    /// Longest silence on a streamed response before the guard ends it.
+    pub idle_timeout: Duration,
+    /// Most sessions kept (least recently used are evicted).
+    pub max_sessions: usize,
+}
+
+impl Default for OpenAiConfig {
+    fn default() -> Self {
+        OpenAiConfig {
+            max_body_bytes: 16 * 1024 * 1024,
+            idle_timeout: Duration::from_secs(300),
+            max_sessions: 10_000,
+        }
+    }
+}
+
+type Shared<E> = Arc<Mutex<ChatSession<E>>>;
+
+struct Sessions<E> {
+    map: HashMap<String, (u64, Shared<E>)>,
+    clock: u64,
+}
+
+/// The proxy: one upstream model server, one guard session per conversation.
+pub struct OpenAiProxy<E> {
+    upstream: Upstream,
+    config: OpenAiConfig,
+    new_enforcer: Box<dyn Fn() -> E + Send + Sync>,
+    sessions: Mutex<Sessions<E>>,
+}
+
+const FORWARD_REQUEST: [HeaderName; 4] = [
+    ACCEPT,
+    AUTHORIZATION,
+    HeaderName::from_static("openai-organization"),
+    HeaderName::from_static("openai-project"),
+];
+const FORWARD_RESPONSE: [HeaderName; 2] = [CONTENT_TYPE, HeaderName::from_static("x-request-id")];
+
+impl<E: Enforcer + 'static> OpenAiProxy<E> {
+    /// A proxy to the model server at `upstream` (its root; the request path is appended).
+    pub fn new(
+        upstream: Upstream,
+        config: OpenAiConfig,
+        new_enforcer: impl Fn() -> E + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(OpenAiProxy {
+            upstream,
+            config,
+            new_enforcer: Box::new(new_enforcer),
+            sessions: Mutex::new(Sessions {
+                map: HashMap::new(),
+                clock: 0,
+            }),
+        })
+    }
+
+    /// The routes: `POST /v1/chat/completions` (also without the `/v1` prefix).
+    pub fn router(self: Arc<Self>) -> Router {
+        let limit = self.config.max_body_bytes;
+        Router::new()
+            .route("/v1/chat/completions", post(chat::<E>))
+            .route("/chat/completions", post(chat::<E>))
+            .layer(DefaultBodyLimit::max(limit))
+            .with_state(self)
+    }
+
+    /// Number of live sessions.
+    pub fn session_count(&self) -> usize {
+        lock(&self.sessions).map.len()
+    }
+
+    fn session(&self, key: String) -> Shared<E> {
+        let mut s = lock(&self.sessions);
+        s.clock += 1;
+        let now = s.clock;
+        if let Some((used, session)) = s.map.get_mut(&key) {
+            *used = now;
+            return session.clone();
+        }
+        if s.map.len() >= self.config.max_sessions
+            && let Some(oldest) = s
+                .map
+                .iter()
+                .min_by_key(|(_, (used, _))| *used)
+                .map(|(k, _)| k.clone())
+        {
+            s.map.remove(&oldest);
+        }
+        let session = Arc::new(Mutex::new(ChatSession::new((self.new_enforcer)())));
+        s.map.insert(key, (now, session.clone()));
+        session
+    }
+}
+
+/// The session key of a request (see the module documentation).
+pub fn session_key(headers: &HeaderMap, body: &Value) -> Result<String, String> {
+    if let Some(v) = headers.get(SESSION_HEADER) {
+        let v = v
+            .to_str()
+            .ok()
+            .filter(|v| !v.is_empty() && v.len() <= MAX_SESSION_KEY)
+            .ok_or_else(|| {
+                format!("`{SESSION_HEADER}` must be 1 to {MAX_SESSION_KEY} visible characters")
+            })?;
+        return Ok(format!("h:{v}"));
+    }
+    let mut h = Sha256::new();
+    let auth = headers
+        .get(AUTHORIZATION)
+        .map(|v| v.as_bytes())
+        .unwrap_or(b"");
+    h.update((auth.len() as u64).to_be_bytes());
+    h.update(auth);
+    let messages = body.get("messages").and_then(Value::as_array);
+    for role in ["system", "user"] {
+        let first = messages
+            .and_then(|m| {
+                m.iter()
+                    .find(|m| m.get("role").and_then(Value::as_str) == Some(role))
+            })
+            .map(|m| m.get("content").map(Value::to_string).unwrap_or_default())
+            .unwrap_or_default();
+        h.update((first.len() as u64).to_be_bytes());
+        h.update(first.as_bytes());
+    }
+    Ok(format!("c:{}", hex::encode(h.finalize())))
+}
+
+async fn chat<E: Enforcer + 'static>(
+    State(proxy): State<Arc<OpenAiProxy<E>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut request: Value = match serde_json::from_slice(&body) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => return api_error(StatusCode::BAD_REQUEST, "the body must be a JSON object"),
+        Err(e) => return api_error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")),
+    };
+    let key = match session_key(&headers, &request) {
+        Ok(k) => k,
+        Err(e) => return api_error(StatusCode::BAD_REQUEST, &e),
+    };
+    let session = proxy.session(key);
+    if let Err(e) = lock(&session).check_request(&mut request) {
+        return api_error(StatusCode::BAD_REQUEST, &e.to_string());
+    }
+    let streaming = request.get("stream").and_then(Value::as_bool) == Some(true);
+    let target = match proxy.upstream.with_path(uri.path()) {
+        Ok(t) => t,
+        Err(e) => return upstream_error(&e),
+    };
+    let mut out_headers = pick_headers(&headers, &FORWARD_REQUEST);
+    out_headers.insert(CONTENT_TYPE, upstream::JSON);
+    let sent = proxy
+        .upstream
+        .send(
+            Method::POST,
+            target,
+            out_headers,
+            Bytes::from(request.to_string()),
+        )
+        .await;
+    let resp = match sent {
+        Ok(r) => r,
+        Err(e) => return upstream_error(&e),
+    };
+    let (parts, body) = resp.into_parts();
+    let headers = pick_headers(&parts.headers, &FORWARD_RESPONSE);
+    if !parts.status.is_success() {
+        // The model server's own error (bad key, rate limit, ...) is the agent's to read.
+        return match proxy
+            .upstream
+            .read_body(body, proxy.config.max_body_bytes)
+            .await
+        {
+            Ok(b) => (parts.status, headers, b).into_response(),
+            Err(e) => upstream_error(&e),
+        };
+    }
+    if streaming && is_content_type(&parts.headers, "text/event-stream") {
+        let body = relay_stream(
+            session,
+            body,
+            proxy.config.idle_timeout,
+            proxy.config.max_body_bytes,
+        );
+        return (parts.status, headers, body).into_response();
+    }
+    let bytes = match proxy
+        .upstream
+        .read_body(body, proxy.config.max_body_bytes)
+        .await
+    {
+        Ok(b) => b,
+        Err(e) => return upstream_error(&e),
+    };
+    let mut completion: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) => {
+            return upstream_error(&UpstreamError::Body(
+                "the model server sent a body that is not JSON".into(),
+            ));
+        }
+    };
+    lock(&session).check_completion(&mut completion);
+    let mut headers = headers;
+    headers.insert(CONTENT_TYPE, upstream::JSON);
+    (parts.status, headers, completion.to_string()).into_response()
+}
+
+/// Relays a streamed completion through a [`StreamFilter`].
+fn relay_stream<E: Enforcer + 'static>(
+    session: Shared<E>,
+    mut body: Incoming,
+    idle: Duration,
+    limit: usize,
+) -> Body {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    tokio::spawn(async move {
+        let mut parser = Parser::default();
+        let mut filter = StreamFilter::new(limit);
+        let mut events = Vec::new();
+        let mut out: Vec<String> = Vec::new();
+        let mut done = false;
+        let mut saw_done = false;
+        while !done {
+            let frame = match tokio::time::timeout(idle, body.frame()).await {
+                Ok(Some(Ok(f))) => f,
+                Err(_) => {
+                    tracing::warn!(?idle, "model stream idle; ending it");
+                    break;
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    tracing::warn!(error = %e, "model stream failed");
+                    break;
+                }
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if let Err(e) = parser.feed(&data, &mut events) {
+                tracing::warn!(error = %e, "model stream malformed; ending it");
+                break;
+            }
+            for ev in events.drain(..) {
+                if ev.data.trim() == "[DONE]" {
+                    let mut s = lock(&session);
+                    out.extend(filter.end(&mut s).iter().map(Value::to_string));
+                    out.push("[DONE]".into());
+                    saw_done = true;
+                    done = true;
+                    break;
+                }
+                let Ok(chunk) = serde_json::from_str::<Value>(&ev.data) else {
+                    tracing::warn!("dropped a non-JSON event from the model stream");
+                    continue;
+                };
+                match filter.chunk(&mut lock(&session), chunk) {
+                    Ok(chunks) => out.extend(chunks.iter().map(Value::to_string)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "model stream too large; ending it");
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            if !send_all(&tx, &mut out).await {
+                return;
+            }
+        }
+        // A cut stream: what was buffered is still checked before it is released.
+        if !saw_done {
+            let rest = filter.end(&mut lock(&session));
+            out.extend(rest.iter().map(Value::to_string));
+        }
+        send_all(&tx, &mut out).await;
+    });
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+async fn send_all(tx: &mpsc::Sender<Result<Bytes, std::io::Error>>, out: &mut Vec<String>) -> bool {
+    for data in out.drain(..) {
+        let ev = sse::encode(&sse::data_event(data));
+        if tx.send(Ok(Bytes::from(ev))).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+fn api_error(status: StatusCode, message: &str) -> Response {
+    let body = json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}});
+    (status, [(CONTENT_TYPE, upstream::JSON)], body.to_string()).into_response()
+}
+
+fn upstream_error(e: &UpstreamError) -> Response {
+    tracing::warn!(error = %e, "model server failed");
+    let status = match e {
+        UpstreamError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    let body = json!({"error": {"message": format!("guard: model server unavailable: {e}"),
+                                "type": "upstream_error", "param": null, "code": null}});
+    (status, [(CONTENT_TYPE, upstream::JSON)], body.to_string()).into_response()
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock means a panic mid-decision elsewhere; the state is the last one written.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,192 @@
+//! The HTTP client side of the proxies: one keep-alive connection pool to the upstream server,
+//! with timeouts and body-size limits on everything the upstream sends back.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// Why the upstream could not be used; every variant becomes an HTTP 502/504 for the client.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The upstream URL is not usable.
+    #[error("invalid upstream URL `{url}`: {why}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// Connecting or sending failed.
+    #[error("upstream request failed: {0}")]
+    Request(String),
+    /// No answer in time.
+    #[error("upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The answer body is larger than allowed.
+    #[error("upstream body exceeds {0} bytes")]
+    TooLarge(usize),
+    /// Reading the answer body failed.
+    #[error("reading the upstream body failed: {0}")]
+    Body(String),
+}
+
+/// An upstream HTTP server reached through a connection pool.
+#[derive(Clone)]
+pub struct Upstream {
+    base: Uri,
+    client: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl Upstream {
+    /// A pool for `url` (`http://host:port/path`); answers must start within `timeout`.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, UpstreamError> {
+        let bad = |why: &str| UpstreamError::BadUrl {
+            url: url.to_string(),
+            why: why.to_string(),
+        };
+        let base: Uri = url.parse().map_err(|_| bad("not a URL"))?;
+        match base.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(bad(
+                    "https upstreams are not supported; put a TLS-originating proxy in front",
+                ));
+            }
+            _ => return Err(bad("the scheme must be http")),
+        }
+        if base.authority().is_none() {
+            return Err(bad("no host"));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        Ok(Upstream {
+            base,
+            client,
+            timeout,
+        })
+    }
+
+    /// The configured URL.
+    pub fn base(&self) -> &Uri {
+        &self.base
+    }
+
+    /// The time allowed for an answer to start (and for a JSON body to arrive).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The base URL with its path replaced by `path_and_query` (for path-forwarding proxies).
+    pub fn with_path(&self, path_and_query: &str) -> Result<Uri, UpstreamError> {
+        let mut parts = self.base.clone().into_parts();
+        let prefix = self.base.path().trim_end_matches('/');
+        let joined = format!("{prefix}{path_and_query}");
+        parts.path_and_query = Some(joined.parse().map_err(|_| UpstreamError::BadUrl {
+            url: joined.clone(),
+            why: "invalid path".into(),
+        })?);
+        Uri::from_parts(parts).map_err(|e| UpstreamError::BadUrl {
+            url: self.base.to_string(),
+            why: e.to_string(),
+        })
+    }
+
+    /// Sends a request; resolves when the answer's head has arrived.
+    pub async fn send(
+        &self,
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Full::new(body))
+            .map_err(|e| UpstreamError::Request(e.to_string()))?;
+        *req.headers_mut() = headers;
+        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Err(_) => Err(UpstreamError::Timeout(self.timeout)),
+            Ok(Err(e)) => Err(UpstreamError::Request(error_chain(&e))),
+            Ok(Ok(resp)) => Ok(resp),
+        }
+    }
+
+    /// Reads a whole answer body, at most `limit` bytes, within the timeout.
+    pub async fn read_body(&self, body: Incoming, limit: usize) -> Result<Bytes, UpstreamError> {
+        let collect = Limited::new(body, limit).collect();
+        match tokio::time::timeout(self.timeout, collect).await {
+            Err(_) => Err(UpstreamError::Timeout(self.timeout)),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                Err(UpstreamError::TooLarge(limit))
+            }
+            Ok(Err(e)) => Err(UpstreamError::Body(e.to_string())),
+            Ok(Ok(c)) => Ok(c.to_bytes()),
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Copies the named headers (when present) from `from` into a new map.
+pub fn pick_headers(from: &HeaderMap, names: &[HeaderName]) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in names {
+        for v in from.get_all(name) {
+            out.append(name.clone(), v.clone());
+        }
+    }
+    out
+}
+
+/// Whether a `Content-Type` header value names `mime` (parameters ignored).
+pub fn is_content_type(headers: &HeaderMap, mime: &str) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(mime))
+}
+
+/// `application/json` as a header value.
+pub const JSON: HeaderValue = HeaderValue::from_static("application/json");
+/// `text/event-stream` as a header value.
+pub const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_urls_are_checked_and_joined() {
+        assert!(Upstream::new("https://api.example.com", Duration::from_secs(1)).is_err());
+        assert!(Upstream::new("not a url", Duration::from_secs(1)).is_err());
+        let up = Upstream::new("http://127.0.0.1:9/base/", Duration::from_secs(1)).expect("url");
+        assert_eq!(
+            up.with_path("/v1/chat/completions")
+                .expect("join")
+                .to_string(),
+            "http://127.0.0.1:9/base/v1/chat/completions"
+        );
+    }
+}
