@@ -135,3 +135,33 @@ fn a_denied_call_is_reported_with_its_flow_reason() {
     assert_eq!(bill.blocks[0].tool, "send_money");
     assert_eq!(bill.blocks[0].codes, ["information_flow"]);
 }
+
+#[test]
+fn a_trace_of_another_format_or_suite_is_rejected() {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("pf-agentdojo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let write = |name: &str, json: &str| {
+        let file = std::fs::File::create(dir.join(name)).expect("create");
+        let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        gz.write_all(json.as_bytes()).expect("write");
+        gz.finish().expect("finish");
+    };
+    let body = r#""benchmark_version":"v1.2.2","agentdojo_version":"0","tools":[],"user_tasks":[],"injection_tasks":[],"pairs":[]"#;
+    write(
+        "banking.json.gz",
+        &format!(r#"{{"format":"other/1","suite":"banking",{body}}}"#),
+    );
+    write(
+        "slack.json.gz",
+        &format!(
+            r#"{{"format":"{}","suite":"travel",{body}}}"#,
+            replay::TRACE_FORMAT
+        ),
+    );
+    write("travel.json.gz", "{not json");
+    for suite in ["banking", "slack", "travel", "workspace"] {
+        assert!(replay::load_trace(&dir, suite).is_err(), "{suite}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
