@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     for mode in [Mode::Full, Mode::AllowListOnly] {
         println!("\n## {mode:?}");
         println!(
-            "{:<10} {:>13} {:>16} {:>14} {:>14} {:>9} {:>9} {:>9}",
+            "{:<10} {:>13} {:>16} {:>14} {:>14} {:>9} {:>9} {:>9} {:>10} {:>10}",
             "suite",
             "false blocks",
             "inj. blocked",
@@ -43,7 +43,9 @@ fn main() -> ExitCode {
             "pairs blocked",
             "decisions",
             "p50 us",
-            "p99 us"
+            "p99 us",
+            "out p50 us",
+            "out p99 us"
         );
         let mut all: Vec<SuiteReport> = Vec::new();
         for suite in SUITES {
@@ -67,8 +69,10 @@ fn main() -> ExitCode {
             let n = r.latencies.len();
             let p50 = replay::quantile(&mut r.latencies, 0.5);
             let p99 = replay::quantile(&mut r.latencies, 0.99);
+            let o50 = replay::quantile(&mut r.output_latencies, 0.5);
+            let o99 = replay::quantile(&mut r.output_latencies, 0.99);
             println!(
-                "{:<10} {:>9}/{:<3} {:>7}/{:<3}({:>2}) {:>14} {:>8}/{:<5} {:>9} {:>9.1} {:>9.1}",
+                "{:<10} {:>9}/{:<3} {:>7}/{:<3}({:>2}) {:>14} {:>8}/{:<5} {:>9} {:>9.1} {:>9.1} {:>10.1} {:>10.1}",
                 suite,
                 r.false_blocks.len(),
                 r.user_tasks,
@@ -80,7 +84,9 @@ fn main() -> ExitCode {
                 pr,
                 n,
                 micros(p50),
-                micros(p99)
+                micros(p99),
+                micros(o50),
+                micros(o99)
             );
             all.push(r);
         }
@@ -97,8 +103,14 @@ fn main() -> ExitCode {
         let n = lat.len();
         let p50 = replay::quantile(&mut lat, 0.5);
         let p99 = replay::quantile(&mut lat, 0.99);
+        let mut out: Vec<Duration> = all
+            .iter()
+            .flat_map(|r| r.output_latencies.clone())
+            .collect();
+        let o50 = replay::quantile(&mut out, 0.5);
+        let o99 = replay::quantile(&mut out, 0.99);
         println!(
-            "{:<10} {:>9}/{:<3} {:>7}/{:<3}({:>2}) {:>14} {:>8}/{:<5} {:>9} {:>9.1} {:>9.1}",
+            "{:<10} {:>9}/{:<3} {:>7}/{:<3}({:>2}) {:>14} {:>8}/{:<5} {:>9} {:>9.1} {:>9.1} {:>10.1} {:>10.1}",
             "total",
             fb,
             users,
@@ -110,7 +122,9 @@ fn main() -> ExitCode {
             pr,
             n,
             micros(p50),
-            micros(p99)
+            micros(p99),
+            micros(o50),
+            micros(o99)
         );
         for r in &all {
             for f in &r.false_blocks {

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use memchr::memmem;
 
 use crate::labels::LabelMask;
@@ -116,7 +116,11 @@ impl FlowStore {
             None
         } else {
             // Patterns are lower-cased already; haystacks are lower-cased before the search.
+            // The automaton is rebuilt after every new output, so build time matters more than
+            // search speed: a contiguous NFA builds in linear time, where the DFA the builder
+            // picks for small pattern sets took milliseconds per rebuild (AgentDojo replay).
             AhoCorasickBuilder::new()
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
                 .match_kind(MatchKind::Standard)
                 .build(&self.patterns)
                 .ok()

@@ -228,8 +228,10 @@ pub struct Block {
 /// Replays calls through one guard session; collects blocks and per-decision latencies.
 pub struct Session {
     enforcer: PolicyEnforcer,
-    /// Latency of every `decide_call` and `check_output`.
+    /// Latency of every `decide_call`.
     pub latencies: Vec<Duration>,
+    /// Latency of every `check_output` (output checks plus labelling).
+    pub output_latencies: Vec<Duration>,
     /// Whether an output carrying the attacker's text reached the agent.
     pub injection_delivered: bool,
 }
@@ -248,6 +250,7 @@ impl Session {
         Session {
             enforcer,
             latencies: Vec::new(),
+            output_latencies: Vec::new(),
             injection_delivered: false,
         }
     }
@@ -273,7 +276,7 @@ impl Session {
             let out = self
                 .enforcer
                 .check_output(Some(&call.function), &call.output);
-            self.latencies.push(t0.elapsed());
+            self.output_latencies.push(t0.elapsed());
             self.enforcer.finish_call(&call.function);
             if let OutputOutcome::Deny { reason, codes } = out {
                 blocks.push(Block {
@@ -321,8 +324,10 @@ pub struct SuiteReport {
     /// Attack pairs in which a user-task call was blocked (the attack was stopped earlier or the
     /// injected output made a user call look tainted).
     pub pairs_with_user_call_blocked: usize,
-    /// Latency of every decision in the run.
+    /// Latency of every call decision in the run.
     pub latencies: Vec<Duration>,
+    /// Latency of every output check in the run.
+    pub output_latencies: Vec<Duration>,
 }
 
 impl SuiteReport {
@@ -367,6 +372,9 @@ pub fn replay_suite(policy: &Arc<Policy>, trace: &Trace, pair_stride: usize) -> 
         let mut session = Session::new(policy, &task.prompt);
         let blocks = session.replay(&task.calls);
         report.latencies.append(&mut session.latencies);
+        report
+            .output_latencies
+            .append(&mut session.output_latencies);
         if !blocks.is_empty() {
             report.false_blocks.push(FalseBlock {
                 task: task.id.clone(),
@@ -394,6 +402,9 @@ pub fn replay_suite(policy: &Arc<Policy>, trace: &Trace, pair_stride: usize) -> 
         }
         let blocked = denied || !delivered;
         report.latencies.append(&mut session.latencies);
+        report
+            .output_latencies
+            .append(&mut session.output_latencies);
         let entry = report
             .injection_blocks
             .entry(pair.injection_task.clone())
