@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use memchr::memmem;
 
 use crate::labels::LabelMask;
@@ -61,9 +61,9 @@ impl FlowStore {
         }
         self.bytes += text.len();
         let lower = text.to_ascii_lowercase();
-        if lower.len() >= min_len {
-            self.add_pattern(&lower, labels);
-        }
+        // The whole value is matched by `taint` directly (memmem over the entries), not through
+        // the automaton: outputs are long, and building the automaton over them after every
+        // output dominated decision time.
         for t in tokens(&lower) {
             if t.len() >= min_len {
                 self.add_pattern(t, labels);
@@ -116,7 +116,11 @@ impl FlowStore {
             None
         } else {
             // Patterns are lower-cased already; haystacks are lower-cased before the search.
+            // The automaton is rebuilt after every new output, so build time matters more than
+            // search speed: a contiguous NFA builds in linear time, where the DFA the builder
+            // picks for small pattern sets took milliseconds per rebuild (AgentDojo replay).
             AhoCorasickBuilder::new()
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
                 .match_kind(MatchKind::Standard)
                 .build(&self.patterns)
                 .ok()
@@ -160,6 +164,22 @@ impl FlowStore {
                 }
             }
         }
+        // (1) for whole labelled values: the value occurs inside the argument.
+        for e in &self.entries {
+            let new = e.labels & mask & !found;
+            if new != 0
+                && e.text.len() >= min_len
+                && e.text.len() <= lower.len()
+                && memmem::find(lower.as_bytes(), e.text.as_bytes()).is_some()
+                && !(unless_user && self.in_user_request(&e.text))
+            {
+                found |= new;
+                if found == mask {
+                    return found;
+                }
+            }
+        }
+        // (2) the argument occurs inside a labelled value.
         if lower.len() >= min_len && !(unless_user && self.in_user_request(&lower)) {
             let finder = memmem::Finder::new(lower.as_bytes());
             for e in &self.entries {
@@ -238,6 +258,25 @@ mod tests {
             s.taint("DE89370400440532013000", UNTRUSTED, false, 5),
             UNTRUSTED
         );
+    }
+
+    #[test]
+    fn whole_value_of_short_tokens_inside_an_argument_is_found() {
+        let mut s = FlowStore::default();
+        s.record("ab cd ef gh", UNTRUSTED, 5, 1 << 20);
+        s.prepare();
+        assert_eq!(
+            s.taint("note: AB CD EF GH!", UNTRUSTED, false, 5),
+            UNTRUSTED
+        );
+        assert_eq!(
+            s.taint("ab cd", UNTRUSTED, false, 5),
+            UNTRUSTED,
+            "inside the value"
+        );
+        assert_eq!(s.taint("ab cd ef", UNTRUSTED, true, 5), UNTRUSTED);
+        assert!(s.record_user("please copy ab cd ef gh", 1 << 20));
+        assert_eq!(s.taint("note: ab cd ef gh", UNTRUSTED, true, 5), 0);
     }
 
     #[test]
