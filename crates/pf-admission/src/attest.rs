@@ -17,6 +17,17 @@ pub trait AttestationCheck: Send + Sync {
     fn check(&self, bundle_digest: &Sha256Digest, attestation: &[u8]) -> Result<(), String>;
 }
 
+/// Parses attestation bytes as a DSSE envelope, refusing more than [`MAX_ATTESTATION_SIZE`].
+pub fn read_envelope(attestation: &[u8]) -> Result<Envelope, String> {
+    if attestation.len() > MAX_ATTESTATION_SIZE {
+        return Err(format!(
+            "attestation is {} bytes (limit {MAX_ATTESTATION_SIZE})",
+            attestation.len()
+        ));
+    }
+    Envelope::from_json(attestation).map_err(|e| format!("attestation: {e}"))
+}
+
 /// DSSE + in-toto attestation check against a trust policy of attestor keys.
 pub struct DsseAttestationCheck {
     policy: TrustPolicy,
@@ -35,13 +46,7 @@ impl DsseAttestationCheck {
 
 impl AttestationCheck for DsseAttestationCheck {
     fn check(&self, bundle_digest: &Sha256Digest, attestation: &[u8]) -> Result<(), String> {
-        if attestation.len() > MAX_ATTESTATION_SIZE {
-            return Err(format!(
-                "attestation is {} bytes (limit {MAX_ATTESTATION_SIZE})",
-                attestation.len()
-            ));
-        }
-        let env = Envelope::from_json(attestation).map_err(|e| format!("attestation: {e}"))?;
+        let env = read_envelope(attestation)?;
         env.verify(IN_TOTO_PAYLOAD_TYPE, &self.policy)
             .map_err(|e| format!("attestation signatures: {e}"))?;
         let st: Statement<serde_json::Value> =

@@ -72,16 +72,20 @@ fn cond(type_: &str, ok: bool, reason: &str, message: String) -> Condition {
     }
 }
 
+/// The object's name (every object the API server stores has one).
+fn name_of(ad: &AgentDeployment) -> Result<String, ReconcileError> {
+    ad.metadata
+        .name
+        .clone()
+        .ok_or(ReconcileError::Missing("metadata.name"))
+}
+
 /// The ConfigMap carrying the verified spec bytes.
 pub fn desired_configmap(
     ad: &AgentDeployment,
     spec_bytes: &[u8],
 ) -> Result<ConfigMap, ReconcileError> {
-    let name = ad
-        .metadata
-        .name
-        .clone()
-        .ok_or(ReconcileError::Missing("metadata.name"))?;
+    let name = name_of(ad)?;
     let owner = ad
         .controller_owner_ref(&())
         .ok_or(ReconcileError::Missing("metadata.uid"))?;
@@ -98,11 +102,7 @@ pub fn desired_deployment(
     ad: &AgentDeployment,
     guard: &GuardConfig,
 ) -> Result<Deployment, ReconcileError> {
-    let name = ad
-        .metadata
-        .name
-        .clone()
-        .ok_or(ReconcileError::Missing("metadata.name"))?;
+    let name = name_of(ad)?;
     let owner = ad
         .controller_owner_ref(&())
         .ok_or(ReconcileError::Missing("metadata.uid"))?;
@@ -184,11 +184,7 @@ pub async fn apply(
     let ns = ad
         .namespace()
         .ok_or(ReconcileError::Missing("metadata.namespace"))?;
-    let name = ad
-        .metadata
-        .name
-        .clone()
-        .ok_or(ReconcileError::Missing("metadata.name"))?;
+    let name = name_of(ad)?;
     let (verified, failed) = check(ad, &ctx.verifier);
     let mut status = AgentDeploymentStatus {
         bundle_digest: Some(ad.spec.bundle.digest.clone()),
@@ -295,11 +291,7 @@ pub async fn cleanup(ad: &AgentDeployment, ctx: &Context) -> Result<(), Reconcil
     let ns = ad
         .namespace()
         .ok_or(ReconcileError::Missing("metadata.namespace"))?;
-    let name = ad
-        .metadata
-        .name
-        .clone()
-        .ok_or(ReconcileError::Missing("metadata.name"))?;
+    let name = name_of(ad)?;
     let dp = DeleteParams::background();
     let deps: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     deps.delete(&name, &dp)

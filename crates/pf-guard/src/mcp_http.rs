@@ -390,16 +390,7 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
         let Some(session) = self.session(req.headers()) else {
             return unknown_session();
         };
-        let headers = pick_headers(req.headers(), &FORWARD_REQUEST);
-        let sent = self
-            .upstream
-            .send(
-                Method::GET,
-                self.upstream.base().clone(),
-                headers,
-                Bytes::new(),
-            )
-            .await;
+        let sent = self.forward_bodyless(Method::GET, req.headers()).await;
         let resp = match sent {
             Ok(r) => r,
             Err(e) => return self.upstream_failed(&session, &[], &e),
@@ -416,20 +407,23 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
         self.pass_through(rparts.status, out_headers, rbody).await
     }
 
+    /// Sends a body-less request (GET, DELETE) to the upstream endpoint with the forwarded headers.
+    async fn forward_bodyless(
+        &self,
+        method: Method,
+        headers: &HeaderMap,
+    ) -> Result<hyper::Response<Incoming>, UpstreamError> {
+        let headers = pick_headers(headers, &FORWARD_REQUEST);
+        self.upstream
+            .send(method, self.upstream.base().clone(), headers, Bytes::new())
+            .await
+    }
+
     async fn delete(self: Arc<Self>, req: Request) -> Response {
         if self.session(req.headers()).is_none() {
             return unknown_session();
         }
-        let headers = pick_headers(req.headers(), &FORWARD_REQUEST);
-        let sent = self
-            .upstream
-            .send(
-                Method::DELETE,
-                self.upstream.base().clone(),
-                headers,
-                Bytes::new(),
-            )
-            .await;
+        let sent = self.forward_bodyless(Method::DELETE, req.headers()).await;
         let resp = match sent {
             Ok(r) => r,
             Err(e) => return bad_gateway(None, &e),

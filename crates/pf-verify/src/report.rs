@@ -25,6 +25,14 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// Every failed gate check as `gate: failure`, in gate order (empty when all passed).
+    pub fn gate_failures(&self) -> Vec<String> {
+        self.gates
+            .iter()
+            .flat_map(|g| g.failures.iter().map(move |f| format!("{}: {f}", g.gate)))
+            .collect()
+    }
+
     /// Summary table (one row per obligation) followed by the gates, for a terminal.
     pub fn to_text(&self) -> String {
         let mut rows: Vec<[String; 6]> = vec![[

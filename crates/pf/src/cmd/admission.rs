@@ -14,7 +14,7 @@ use pf_admission::{
     Admission, AttestationCheck, BundleStore, DecisionLog, DecisionRecord, GuardConfig, JsonlLog,
     Verifier,
 };
-use pf_bundle::{Envelope, Limits, Sha256Digest, TrustPolicy};
+use pf_bundle::{Limits, Sha256Digest, TrustPolicy};
 
 use super::bundle::flat;
 
@@ -179,14 +179,7 @@ struct EngineAttestationCheck {
 
 impl AttestationCheck for EngineAttestationCheck {
     fn check(&self, bundle_digest: &Sha256Digest, attestation: &[u8]) -> Result<(), String> {
-        let limit = pf_admission::attest::MAX_ATTESTATION_SIZE;
-        if attestation.len() > limit {
-            return Err(format!(
-                "attestation is {} bytes (limit {limit})",
-                attestation.len()
-            ));
-        }
-        let env = Envelope::from_json(attestation).map_err(|e| format!("attestation: {e}"))?;
+        let env = pf_admission::attest::read_envelope(attestation)?;
         pf_verify::verify_attestation(&env, &self.policy, bundle_digest)
             .map(|_| ())
             .map_err(|e| e.to_string())
@@ -211,12 +204,7 @@ impl pf_admission::Reverify for EngineReverify {
         )
         .map_err(|e| e.to_string())?;
         if !report.passed {
-            let failures: Vec<String> = report
-                .gates
-                .iter()
-                .flat_map(|g| g.failures.iter().map(move |f| format!("{}: {f}", g.gate)))
-                .collect();
-            return Err(failures.join("; "));
+            return Err(report.gate_failures().join("; "));
         }
         Ok(pf_verify::sign_attestation(&report, &self.key)
             .to_json()

@@ -225,14 +225,11 @@ fn prove(archive: &[u8], key: &Path, out: &Path, file_name: &str) -> miette::Res
             ),
         );
     }
-    let failed: Vec<String> = report
-        .gates
-        .iter()
-        .filter(|g| !g.passed)
-        .flat_map(|g| g.failures.iter().map(move |f| format!("{}: {f}", g.gate)))
-        .collect();
     if !report.passed {
-        miette::bail!("quality gates failed: {}", failed.join("; "));
+        miette::bail!(
+            "quality gates failed: {}",
+            report.gate_failures().join("; ")
+        );
     }
     let signing = pf_bundle::keys::read_signing_key(key).map_err(flat)?;
     let envelope = pf_verify::sign_attestation(&report, &signing);
