@@ -1,15 +1,9 @@
 //! End-to-end `pf key gen`, `pf bundle inspect|sign|verify` through the binary.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn pf(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pf"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run pf")
-}
+mod common;
+use common::pf;
 
 fn text(o: &Output) -> String {
     // miette wraps long messages; compare with whitespace collapsed.

@@ -4,17 +4,12 @@
 //! verdicts. Then `pf bundle verify --attestors` accepts the attestation only for its bundle.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use pf_lean::builder::{Decl, Lvl, Term, export};
 
-fn pf(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pf"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run pf")
-}
+mod common;
+use common::pf;
 
 const SPEC_HEAD: &str =
     "name: proof-agent\nversion: 1.0.0\ncapabilities:\n  - name: brake\n    kind: tool\nproofs:\n";
@@ -123,13 +118,7 @@ fn lean_and_reach_obligations_are_checked_gated_and_attested() {
             ("reach/brake.json", good_reach.clone()),
         ],
     );
-    let o = pf(&["key", "gen", "--out-dir", "keys", "--name", "ci"], dir);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::write(
-        dir.join("trust.json"),
-        r#"{"threshold": 1, "keys": [{"name": "ci", "file": "keys/ci.pub.pem"}]}"#,
-    )
-    .expect("trust");
+    common::ci_key_and_trust(dir);
     let verify = |bundle: &str| {
         pf(
             &[

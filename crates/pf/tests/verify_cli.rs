@@ -2,15 +2,9 @@
 //! cached, attested, and the attestation verifies (and is rejected for another bundle).
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn pf(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pf"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run pf")
-}
+mod common;
+use common::pf;
 
 fn bundle(dir: &Path, file: &str, text: &[u8]) {
     let mut b = pf_bundle::BundleBuilder::new("text-agent", "1.0.0").expect("builder");
@@ -31,13 +25,7 @@ fn verify_with_plugin_cache_attestation_and_exit_codes() {
     let plugin_arg = format!("reach={}", plugin.display());
     bundle(dir, "good.pfb", b"You are a helpful agent.\n");
     bundle(dir, "bad.pfb", b"hidden \x07 bell\n");
-    let o = pf(&["key", "gen", "--out-dir", "keys", "--name", "ci"], dir);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::write(
-        dir.join("trust.json"),
-        r#"{"threshold": 1, "keys": [{"name": "ci", "file": "keys/ci.pub.pem"}]}"#,
-    )
-    .expect("trust");
+    common::ci_key_and_trust(dir);
 
     let run = |bundle: &str, format: &str| {
         pf(

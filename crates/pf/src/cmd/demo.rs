@@ -190,22 +190,25 @@ fn demo_agent(dir: &Path, out: &Path) -> miette::Result<()> {
         .first()
         .map(|k| private_key_path(&loaded.base_dir, &k.public_key))
         .ok_or_else(|| miette::miette!("no signer keys"))?;
-    prove(&built.bytes, &first_key, out, &built.file_name())?;
+    prove(&verified.bundle, &first_key, out, &built.file_name())?;
     println!();
     Ok(())
 }
 
 /// Checks every obligation, gates, signs the attestation (with an example key standing in for
 /// the verifier's) and verifies it as `pf bundle verify --attestors` would.
-fn prove(archive: &[u8], key: &Path, out: &Path, file_name: &str) -> miette::Result<()> {
-    let limits = Limits::default();
-    let opened = pf_bundle::open(archive, &limits).map_err(flat)?;
+fn prove(
+    opened: &pf_bundle::OpenedBundle,
+    key: &Path,
+    out: &Path,
+    file_name: &str,
+) -> miette::Result<()> {
     let engine = pf_verify::Engine::new(
         super::verify::native_checkers(),
         pf_verify::EngineConfig::default(),
     );
     let report = pf_verify::verify_bundle(
-        &opened,
+        opened,
         &engine,
         &pf_verify::PlanLimits::default(),
         &pf_verify::GateConfig::default(),
