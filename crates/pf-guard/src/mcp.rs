@@ -8,7 +8,10 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use crate::enforcer::{CallOutcome, Enforcer, OutputOutcome};
+use crate::enforcer::{
+    CallOutcome, Enforcer, OVERLOADED, OutputOutcome, UNNAMED_CALL, UNNAMED_TOOL,
+    UNPARSABLE_ARGUMENTS,
+};
 use crate::jsonrpc::{ErrorCode, Id, Message, error_response};
 
 /// Most requests awaiting a server answer; beyond it new calls are refused (fail closed).
@@ -139,7 +142,10 @@ impl<E: Enforcer> McpSession<E> {
     }
 
     fn tool_call(&mut self, id: &Id, params: &Value, msg: &Message) -> Route {
+        // Every refusal below is logged as a decision before the client hears of it.
         let Some(name) = params.get("name").and_then(Value::as_str) else {
+            self.enforcer
+                .refuse_call(UNNAMED_TOOL, UNNAMED_CALL, &json!({ "params": params }));
             let e = error_response(
                 Some(id),
                 ErrorCode::InvalidParams,
@@ -151,7 +157,8 @@ impl<E: Enforcer> McpSession<E> {
         let args = match params.get("arguments") {
             None | Some(Value::Null) => json!({}),
             Some(v @ Value::Object(_)) => v.clone(),
-            Some(_) => {
+            Some(other) => {
+                self.enforcer.refuse_call(name, UNPARSABLE_ARGUMENTS, other);
                 let e = error_response(
                     Some(id),
                     ErrorCode::InvalidParams,
@@ -161,6 +168,18 @@ impl<E: Enforcer> McpSession<E> {
                 return Route::ToClient(e);
             }
         };
+        if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(id) {
+            self.enforcer.refuse_call(name, OVERLOADED, &args);
+            let msg = format!(
+                "guard: more than {MAX_PENDING} requests awaiting the server; refusing until some complete"
+            );
+            return Route::ToClient(error_response(
+                Some(id),
+                ErrorCode::InternalError,
+                &msg,
+                None,
+            ));
+        }
         match self.enforcer.decide_call(name, &args) {
             CallOutcome::Allow => {
                 if let Some(refusal) = self.track(id, Pending::ToolsCall(name.to_string())) {
