@@ -29,6 +29,7 @@ pub mod policy_enforcer;
 pub mod sse;
 pub mod stdio;
 pub mod upstream;
+pub mod user_turn;
 
 pub use enforcer::{CallOutcome, Enforcer, OutputOutcome};
 pub use mcp::{McpSession, Route};
