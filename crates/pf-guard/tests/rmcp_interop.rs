@@ -1,9 +1,11 @@
-//! Interoperability with the official Rust MCP SDK (`rmcp`) on both ends: the server is the
-//! `rmcp_tools_server` example (a real rmcp server, run as a child process over stdio), the
-//! client is rmcp's own client, and the guard's stdio proxy sits between them, as under
-//! `pf guard --spec ... -- <server>`.
+//! Interoperability with the official Rust MCP SDK (`rmcp`). Over stdio rmcp is on both ends:
+//! the server is the `rmcp_tools_server` example (run as a child process), the client is rmcp's
+//! own client, and the guard's stdio proxy sits between them, as under
+//! `pf guard --spec ... -- <server>`. Over Streamable HTTP the same tools are served by rmcp's
+//! `StreamableHttpService` behind the guard's HTTP proxy, driven by a plain HTTP client.
 
 mod common;
+mod rmcp_tools;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -158,5 +160,120 @@ async fn rmcp_client_and_server_through_the_guard() {
             ("delete_everything", "deny"),
             ("lookup_order", "deny")
         ]
+    );
+}
+
+/// The JSON-RPC messages of an answer, whether JSON or an event stream.
+fn messages(reply: &common::Reply) -> Vec<Value> {
+    if reply
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("text/event-stream"))
+    {
+        common::sse_data(&reply.body)
+            .into_iter()
+            .filter(Value::is_object)
+            .collect()
+    } else if reply.body.is_empty() {
+        Vec::new()
+    } else {
+        vec![reply.json()]
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rmcp_streamable_http_server_behind_the_guard() {
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+
+    let service: StreamableHttpService<rmcp_tools::Tools, LocalSessionManager> =
+        StreamableHttpService::new(
+            || Ok(rmcp_tools::server()),
+            Default::default(),
+            StreamableHttpServerConfig::default(),
+        );
+    let server = common::serve(axum::Router::new().nest_service("/mcp", service)).await;
+    let upstream = pf_guard::upstream::Upstream::new(
+        &format!("http://{server}/mcp"),
+        std::time::Duration::from_secs(10),
+    )
+    .expect("url");
+    let fixture = Fixture::new();
+    let proxy = pf_guard::mcp_http::McpHttpProxy::new(
+        upstream,
+        pf_guard::mcp_http::McpHttpConfig::default(),
+        fixture.enforcers(),
+    );
+    let url = format!("http://{}/mcp", common::serve(proxy.router()).await);
+
+    let mut session: Option<String> = None;
+    let mut post = async |body: Value| {
+        let mut headers = vec![
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+            ("mcp-protocol-version", "2025-06-18"),
+        ];
+        let sid = session.clone();
+        if let Some(s) = &sid {
+            headers.push(("mcp-session-id", s.as_str()));
+        }
+        let reply = common::send(axum::http::Method::POST, &url, &headers, body.to_string()).await;
+        assert!(
+            reply.status.is_success(),
+            "{} {}",
+            reply.status,
+            reply.text()
+        );
+        if let Some(s) = reply.header("mcp-session-id") {
+            session = Some(s.to_string());
+        }
+        messages(&reply)
+    };
+
+    let init = post(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "pf-guard-test", "version": "1"}}}),
+    )
+    .await;
+    assert_eq!(
+        init[0]["result"]["serverInfo"]["name"],
+        json!("rmcp"),
+        "{init:?}"
+    );
+    post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+
+    let list = post(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})).await;
+    let names: Vec<&str> = list[0]["result"]["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["lookup_order"], "{list:?}");
+
+    let ok = post(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "lookup_order", "arguments": {"order_id": "ORD-123456"}}}))
+    .await;
+    let result = &ok[0]["result"];
+    assert_ne!(result["isError"], json!(true), "{ok:?}");
+    let t = result["content"][0]["text"].as_str().expect("text");
+    assert!(
+        t.starts_with("order ORD-123456: shipped, paid with card "),
+        "{t}"
+    );
+    assert!(!t.contains("4111 1111 1111 1111"), "{t}");
+
+    let denied = post(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+        "params": {"name": "delete_everything", "arguments": {"reason": "x"}}}))
+    .await;
+    assert_eq!(denied[0]["result"]["isError"], json!(true), "{denied:?}");
+    let t = denied[0]["result"]["content"][0]["text"]
+        .as_str()
+        .expect("text");
+    assert!(
+        t.starts_with("Denied by policy: ") && t.contains("delete_everything"),
+        "{t}"
     );
 }
