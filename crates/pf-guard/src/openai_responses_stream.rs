@@ -180,6 +180,15 @@ impl ResponsesStream {
                     .unwrap_or(0);
                 buf.texts.entry(part).or_default().push_str(delta);
             }
+            "response.content_part.added"
+                if event.pointer("/part/type").and_then(Value::as_str) == Some("output_text") =>
+            {
+                let part = event
+                    .get("content_index")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                buf.texts.entry(part).or_default();
+            }
             "response.function_call_arguments.delta" => buf.arguments.push_str(delta),
             // `.done` carries the whole arguments: it wins over the deltas.
             "response.function_call_arguments.done" => {
@@ -397,5 +406,77 @@ mod tests {
             )
             .expect_err("too large");
         assert_eq!(err, StreamError::TooLarge(256));
+    }
+
+    /// Splits `s` at the given cut points (char boundaries only).
+    fn split(s: &str, cuts: &[usize]) -> Vec<String> {
+        let mut bounds: Vec<usize> = cuts
+            .iter()
+            .map(|c| c % (s.len() + 1))
+            .filter(|c| s.is_char_boundary(*c))
+            .collect();
+        bounds.extend([0, s.len()]);
+        bounds.sort_unstable();
+        bounds.dedup();
+        bounds
+            .windows(2)
+            .map(|w| s[w[0]..w[1]].to_string())
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// However the deltas are split, and whether or not the stream is cut before the items
+        /// are done, the client gets what the non-streamed check gives for the whole item.
+        #[test]
+        fn any_split_gives_the_whole_item_check(
+            text in "[a-z0-9 ]{0,40}",
+            to in "[a-z]{1,8}",
+            cuts in proptest::collection::vec(0usize..64, 0..6),
+            cut_early in proptest::bool::ANY,
+            deny in proptest::bool::ANY,
+        ) {
+            let name = if deny { "send_email" } else { "lookup" };
+            let args = format!("{{\"to\":\"{to}\"}}");
+            let msg_done = json!({"type": "message", "id": "m", "status": "completed", "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": []}]});
+            let fc_done = json!({"type": "function_call", "id": "f", "call_id": "c", "name": name,
+                "arguments": args, "status": "completed"});
+            let mut events = vec![json!({"type": "response.output_item.added", "output_index": 0,
+                "item": {"type": "message", "id": "m", "status": "in_progress", "role": "assistant", "content": []}}),
+                json!({"type": "response.content_part.added", "output_index": 0, "content_index": 0,
+                    "part": {"type": "output_text", "text": "", "annotations": []}})];
+            for d in split(&text, &cuts) {
+                events.push(json!({"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": d}));
+            }
+            events.push(json!({"type": "response.output_item.added", "output_index": 1,
+                "item": {"type": "function_call", "id": "f", "call_id": "c", "name": name, "arguments": "", "status": "in_progress"}}));
+            for d in split(&args, &cuts) {
+                events.push(json!({"type": "response.function_call_arguments.delta", "output_index": 1, "delta": d}));
+            }
+            if !cut_early {
+                events.push(json!({"type": "response.output_item.done", "output_index": 0, "item": msg_done}));
+                events.push(json!({"type": "response.output_item.done", "output_index": 1, "item": fc_done}));
+            }
+            let out = run(events);
+            let done: Vec<&Value> = out
+                .iter()
+                .filter(|e| e["type"] == "response.output_item.done")
+                .map(|e| &e["item"])
+                .collect();
+            let mut whole = ChatSession::new(DenyEmail);
+            let expect = [whole.check_output_item(msg_done), whole.check_output_item(fc_done)];
+            proptest::prop_assert_eq!(done.len(), 2);
+            for (got, want) in done.iter().zip(&expect) {
+                proptest::prop_assert_eq!(&got["type"], &want["type"]);
+                proptest::prop_assert_eq!(&got["content"], &want["content"]);
+                proptest::prop_assert_eq!(&got["arguments"], &want["arguments"]);
+            }
+            let streamed: String = out
+                .iter()
+                .filter(|e| e["type"] == "response.output_text.delta" && e["output_index"] == 0)
+                .filter_map(|e| e["delta"].as_str())
+                .collect();
+            proptest::prop_assert_eq!(Some(streamed.as_str()), expect[0]["content"][0]["text"].as_str());
+        }
     }
 }
