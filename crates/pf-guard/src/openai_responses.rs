@@ -186,8 +186,14 @@ impl<E: Enforcer> ChatSession<E> {
             OutputOutcome::Pass => {}
             OutputOutcome::Redact(r) => {
                 part["text"] = Value::String(r);
-                // Annotations point into the original text by character offsets.
+                // Annotations point into the original text by character offsets, and token
+                // log-probabilities describe it.
                 part["annotations"] = json!([]);
+                if let Some(p) = part.as_object_mut()
+                    && p.contains_key("logprobs")
+                {
+                    p.insert("logprobs".into(), json!([]));
+                }
             }
             OutputOutcome::Deny { reason, .. } => {
                 *part = json!({"type": "refusal",

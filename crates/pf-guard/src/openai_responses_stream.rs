@@ -280,10 +280,18 @@ fn part_events(id: &Value, index: u64, content: u64, part: &Value) -> Vec<Value>
     if kind == "output_text" {
         empty["annotations"] = json!([]);
     }
+    let mut delta = json!({"type": format!("response.{kind}.delta"), "item_id": id, "output_index": index, "content_index": content, "delta": text});
+    let mut done = json!({"type": format!("response.{kind}.done"), "item_id": id, "output_index": index, "content_index": content, field: text});
+    if kind == "output_text" {
+        // The published text events carry `logprobs` (empty unless requested; the re-emitted
+        // text is the checked one, which the model's token log-probabilities no longer match).
+        delta["logprobs"] = json!([]);
+        done["logprobs"] = json!([]);
+    }
     vec![
         json!({"type": "response.content_part.added", "item_id": id, "output_index": index, "content_index": content, "part": empty}),
-        json!({"type": format!("response.{kind}.delta"), "item_id": id, "output_index": index, "content_index": content, "delta": text}),
-        json!({"type": format!("response.{kind}.done"), "item_id": id, "output_index": index, "content_index": content, field: text}),
+        delta,
+        done,
         json!({"type": "response.content_part.done", "item_id": id, "output_index": index, "content_index": content, "part": part}),
     ]
 }
