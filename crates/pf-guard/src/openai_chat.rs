@@ -67,6 +67,7 @@ impl<E: Enforcer> ChatSession<E> {
     /// Feeds user text to the flow model and checks tool messages, rewriting withheld or
     /// redacted tool output in place.
     pub fn check_request(&mut self, body: &mut Value) -> Result<(), ChatError> {
+        self.hide_tools(body);
         let Some(messages) = body.get_mut("messages").and_then(Value::as_array_mut) else {
             return Err(ChatError::Invalid("`messages` must be an array".into()));
         };
@@ -130,6 +131,34 @@ impl<E: Enforcer> ChatSession<E> {
             }
         }
         Ok(())
+    }
+
+    /// Removes the function tools the agent may not use from the request's `tools` (chat:
+    /// `function.name`, Responses: `name`), as `tools/list` filtering does on MCP: the model is
+    /// not offered what would be denied. Without function tools left, `tools`, `tool_choice` and
+    /// `parallel_tool_calls` are dropped (model servers reject them without tools).
+    pub(crate) fn hide_tools(&self, body: &mut Value) {
+        let Some(obj) = body.as_object_mut() else {
+            return;
+        };
+        let Some(Value::Array(tools)) = obj.get_mut("tools") else {
+            return;
+        };
+        let before = tools.len();
+        tools.retain(|t| {
+            if t.get("type").and_then(Value::as_str) != Some("function") {
+                return true; // built-in tools run on the model server (see Limitations)
+            }
+            t.pointer("/function/name")
+                .or_else(|| t.get("name"))
+                .and_then(Value::as_str)
+                .is_some_and(|n| self.enforcer.tool_visible(n))
+        });
+        if tools.is_empty() && before > 0 {
+            for key in ["tools", "tool_choice", "parallel_tool_calls"] {
+                obj.remove(key);
+            }
+        }
     }
 
     pub(crate) fn tool_message(

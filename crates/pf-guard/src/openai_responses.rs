@@ -29,6 +29,7 @@ impl<E: Enforcer> ChatSession<E> {
     /// Feeds user input to the flow model and checks function-call outputs, rewriting withheld
     /// or redacted outputs in place.
     pub fn check_responses_request(&mut self, body: &mut Value) -> Result<(), ChatError> {
+        self.hide_tools(body);
         let Some(input) = body.get_mut("input") else {
             return Err(ChatError::Invalid("`input` is required".into()));
         };

@@ -418,3 +418,34 @@ async fn output_of_a_call_the_guard_never_relayed_is_withheld() {
         "{output}"
     );
 }
+
+#[tokio::test]
+async fn tools_the_agent_may_not_use_are_not_offered_to_the_model() {
+    let h = harness().await;
+    h.queue(Canned::Json(response("resp_t", vec![text_message("ok")])));
+    h.queue(Canned::Json(response("resp_u", vec![text_message("ok")])));
+    let function =
+        |name: &str| json!({"type": "function", "name": name, "parameters": {"type": "object"}});
+    h.respond(
+        Some("t1"),
+        json!({"model": "m", "input": "hi", "tool_choice": "auto", "tools": [
+            function("lookup_order"), function("delete_everything"), {"type": "web_search"}]}),
+    )
+    .await;
+    let sent = h.last_request();
+    assert_eq!(
+        sent["tools"],
+        json!([function("lookup_order"), {"type": "web_search"}])
+    );
+    assert_eq!(sent["tool_choice"], json!("auto"));
+    h.respond(
+        Some("t2"),
+        json!({"model": "m", "input": "hi", "tool_choice": {"type": "function", "name": "delete_everything"},
+               "parallel_tool_calls": true, "tools": [function("delete_everything")]}),
+    )
+    .await;
+    let sent = h.last_request();
+    for key in ["tools", "tool_choice", "parallel_tool_calls"] {
+        assert!(sent.get(key).is_none(), "{key} dropped: {sent}");
+    }
+}
