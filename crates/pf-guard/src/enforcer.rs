@@ -47,4 +47,16 @@ pub trait Enforcer: Send {
     fn finish_call(&mut self, tool: &str);
     /// Notes text the user wrote (trusted source for information-flow rules).
     fn user_request(&mut self, text: &str);
+    /// Records a call the adapter refused before the policy could judge it (no name, arguments
+    /// that are not a JSON object, too many calls in flight): logged like any other denial.
+    fn refuse_call(&mut self, tool: &str, code: &str, subject: &Value);
 }
+
+/// Reason code of a tool call whose arguments are not a JSON object (or not JSON at all).
+pub const UNPARSABLE_ARGUMENTS: &str = "arguments.unparsable";
+/// Reason code of a tool call without a tool name.
+pub const UNNAMED_CALL: &str = "call.unnamed";
+/// Tool name logged for a call without one.
+pub const UNNAMED_TOOL: &str = "<unnamed>";
+/// Reason code of a call refused because too many requests await the server.
+pub const OVERLOADED: &str = "guard.overloaded";

@@ -1,7 +1,7 @@
 //! `pf-guard`: the runtime guard that sits between an agent and its tools.
 //!
 //! Protocol adapters turn MCP (stdio child process or Streamable HTTP) and OpenAI-compatible
-//! chat-completions traffic into decisions of an [`Enforcer`]:
+//! chat-completions and Responses traffic into decisions of an [`Enforcer`]:
 //! `tools/list` hides tools the agent may not use, every `tools/call` is decided before it reaches
 //! the tool, and every result is checked (and labelled for information flow) before the agent
 //! sees it. Denials answer in the agent's own protocol (an MCP tool result with `isError`),
@@ -21,11 +21,15 @@ pub mod mcp_http;
 pub mod metrics;
 pub mod openai;
 pub mod openai_chat;
+pub mod openai_responses;
+mod openai_responses_http;
+pub mod openai_responses_stream;
 pub mod openai_stream;
 pub mod policy_enforcer;
 pub mod sse;
 pub mod stdio;
 pub mod upstream;
+pub mod user_turn;
 
 pub use enforcer::{CallOutcome, Enforcer, OutputOutcome};
 pub use mcp::{McpSession, Route};

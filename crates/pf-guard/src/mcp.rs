@@ -4,12 +4,20 @@
 //! [`McpSession`] is pure message routing: feed it what each side sends and it says what to send
 //! where. Transports (stdio child process, Streamable HTTP) live elsewhere.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
-use crate::enforcer::{CallOutcome, Enforcer, OutputOutcome};
+use crate::enforcer::{
+    CallOutcome, Enforcer, OVERLOADED, OutputOutcome, UNNAMED_CALL, UNNAMED_TOOL,
+    UNPARSABLE_ARGUMENTS,
+};
 use crate::jsonrpc::{ErrorCode, Id, Message, error_response};
+use crate::user_turn;
+
+/// Reason code of a call whose passed user request is malformed.
+pub const USER_REQUEST_INVALID: &str = "user_request.invalid";
 
 /// Most requests awaiting a server answer; beyond it new calls are refused (fail closed).
 pub const MAX_PENDING: usize = 4096;
@@ -33,7 +41,14 @@ enum Pending {
 pub struct McpSession<E> {
     enforcer: E,
     pending: HashMap<Id, Pending>,
+    /// Whether the host may pass the user's request (see [`crate::user_turn`]).
+    trust_user_request: bool,
+    /// Digests of the user requests already fed to the flow model.
+    user_requests: HashSet<[u8; 32]>,
 }
+
+/// Most distinct user requests remembered per session (later ones are still fed, not deduped).
+const MAX_USER_REQUESTS: usize = 10_000;
 
 impl<E: Enforcer> McpSession<E> {
     /// A session enforcing with `enforcer`.
@@ -41,7 +56,40 @@ impl<E: Enforcer> McpSession<E> {
         McpSession {
             enforcer,
             pending: HashMap::new(),
+            trust_user_request: false,
+            user_requests: HashSet::new(),
         }
+    }
+
+    /// Accepts the user's request from the host (`_meta` on `tools/call`, or the HTTP header
+    /// through [`McpSession::user_request`]); off by default.
+    pub fn with_trusted_user_request(mut self, trust: bool) -> Self {
+        self.trust_user_request = trust;
+        self
+    }
+
+    /// Whether the host's user requests are trusted.
+    pub fn trusts_user_request(&self) -> bool {
+        self.trust_user_request
+    }
+
+    /// Feeds text the user wrote to the flow model (once per distinct text); ignored unless the
+    /// session trusts the host's user requests.
+    pub fn user_request(&mut self, text: &str) {
+        if !self.trust_user_request {
+            tracing::warn!(
+                "ignored a user request: the guard does not trust the host's (--trust-user-request)"
+            );
+            return;
+        }
+        let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        if self.user_requests.contains(&digest) {
+            return;
+        }
+        if self.user_requests.len() < MAX_USER_REQUESTS {
+            self.user_requests.insert(digest);
+        }
+        self.enforcer.user_request(text);
     }
 
     /// The enforcer (for metrics and tests).
@@ -53,7 +101,31 @@ impl<E: Enforcer> McpSession<E> {
     pub fn from_client(&mut self, msg: Message) -> Route {
         match &msg {
             Message::Request { id, method, params } if method == "tools/call" => {
-                self.tool_call(id, params, &msg)
+                let mut params = params.clone();
+                match user_turn::take_from_params(&mut params) {
+                    Ok(Some(text)) => self.user_request(&text),
+                    Ok(None) => {}
+                    Err(e) if self.trust_user_request => {
+                        let name = params.get("name").and_then(Value::as_str);
+                        let name = name.unwrap_or(UNNAMED_TOOL).to_string();
+                        self.enforcer
+                            .refuse_call(&name, USER_REQUEST_INVALID, &params);
+                        let e = error_response(
+                            Some(id),
+                            ErrorCode::InvalidParams,
+                            &e.to_string(),
+                            None,
+                        );
+                        return Route::ToClient(e);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "ignored a malformed user request"),
+                }
+                let msg = Message::Request {
+                    id: id.clone(),
+                    method: method.clone(),
+                    params: params.clone(),
+                };
+                self.tool_call(id, &params, &msg)
             }
             Message::Request { id, method, .. } if method == "tools/list" => {
                 if let Some(refusal) = self.track(id, Pending::ToolsList) {
@@ -139,7 +211,10 @@ impl<E: Enforcer> McpSession<E> {
     }
 
     fn tool_call(&mut self, id: &Id, params: &Value, msg: &Message) -> Route {
+        // Every refusal below is logged as a decision before the client hears of it.
         let Some(name) = params.get("name").and_then(Value::as_str) else {
+            self.enforcer
+                .refuse_call(UNNAMED_TOOL, UNNAMED_CALL, &json!({ "params": params }));
             let e = error_response(
                 Some(id),
                 ErrorCode::InvalidParams,
@@ -151,7 +226,8 @@ impl<E: Enforcer> McpSession<E> {
         let args = match params.get("arguments") {
             None | Some(Value::Null) => json!({}),
             Some(v @ Value::Object(_)) => v.clone(),
-            Some(_) => {
+            Some(other) => {
+                self.enforcer.refuse_call(name, UNPARSABLE_ARGUMENTS, other);
                 let e = error_response(
                     Some(id),
                     ErrorCode::InvalidParams,
@@ -161,6 +237,18 @@ impl<E: Enforcer> McpSession<E> {
                 return Route::ToClient(e);
             }
         };
+        if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(id) {
+            self.enforcer.refuse_call(name, OVERLOADED, &args);
+            let msg = format!(
+                "guard: more than {MAX_PENDING} requests awaiting the server; refusing until some complete"
+            );
+            return Route::ToClient(error_response(
+                Some(id),
+                ErrorCode::InternalError,
+                &msg,
+                None,
+            ));
+        }
         match self.enforcer.decide_call(name, &args) {
             CallOutcome::Allow => {
                 if let Some(refusal) = self.track(id, Pending::ToolsCall(name.to_string())) {

@@ -58,6 +58,8 @@ pub struct McpHttpConfig {
     pub max_sessions: usize,
     /// `Origin` values accepted besides loopback ones (§2.0.1: servers must validate Origin).
     pub allowed_origins: Vec<String>,
+    /// Trust the host's user requests (`x-pf-user-request`, `_meta`; see [`crate::user_turn`]).
+    pub trust_user_request: bool,
 }
 
 impl Default for McpHttpConfig {
@@ -67,6 +69,7 @@ impl Default for McpHttpConfig {
             idle_timeout: Duration::from_secs(300),
             max_sessions: 10_000,
             allowed_origins: Vec::new(),
+            trust_user_request: false,
         }
     }
 }
@@ -104,10 +107,13 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
         config: McpHttpConfig,
         new_enforcer: impl Fn() -> E + Send + Sync + 'static,
     ) -> Arc<Self> {
+        let trust = config.trust_user_request;
         Arc::new(McpHttpProxy {
             upstream,
             config,
-            anonymous: Arc::new(Mutex::new(McpSession::new(new_enforcer()))),
+            anonymous: Arc::new(Mutex::new(
+                McpSession::new(new_enforcer()).with_trusted_user_request(trust),
+            )),
             new_enforcer: Box::new(new_enforcer),
             sessions: Mutex::new(HashMap::new()),
         })
@@ -159,7 +165,9 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
                 "guard: too many MCP sessions; end one with DELETE first",
             ));
         }
-        let session = Arc::new(Mutex::new(McpSession::new((self.new_enforcer)())));
+        let session = McpSession::new((self.new_enforcer)())
+            .with_trusted_user_request(self.config.trust_user_request);
+        let session = Arc::new(Mutex::new(session));
         sessions.insert(id.to_string(), session);
         None
     }
@@ -199,6 +207,15 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
         let Some(session) = self.session(&parts.headers) else {
             return unknown_session();
         };
+        if let Err(e) = crate::user_turn::feed_header(&mut lock(&session), &parts.headers) {
+            let msg = e.to_string();
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                ErrorCode::InvalidRequest,
+                &msg,
+            );
+        }
         let body = match axum::body::to_bytes(body, self.config.max_body_bytes).await {
             Ok(b) => b,
             Err(_) => {

@@ -1,14 +1,16 @@
-//! OpenAI-compatible proxy for `POST /v1/chat/completions`: requests are checked by a
-//! [`ChatSession`] before they reach the model server, responses (JSON or `stream: true` event
-//! streams) before they reach the agent.
+//! OpenAI-compatible proxy for `POST /v1/chat/completions` and `POST /v1/responses`: requests
+//! are checked by a [`ChatSession`] before they reach the model server, responses (JSON or
+//! `stream: true` event streams) before they reach the agent.
 //!
-//! Sessions: the chat API is stateless, so a guard session is chosen per request: the value of
-//! the `x-pf-session` header when the client sends one (it is not forwarded), otherwise a digest
-//! of the `Authorization` header and the conversation's first system and user messages (the
-//! same conversation re-sent with more turns lands in the same session). Sessions are evicted
-//! least-recently-used beyond the configured maximum.
+//! Sessions: the APIs are stateless, so a guard session is chosen per request: the value of
+//! the `x-pf-session` header when the client sends one (it is not forwarded); for a Responses
+//! request with a `previous_response_id`, the session of that response (a fresh one when the
+//! guard never relayed it); otherwise a digest of the `Authorization` header and the
+//! conversation's first system (or `instructions`) and user messages (the same conversation
+//! re-sent with more turns lands in the same session). Sessions are evicted least-recently-used
+//! beyond the configured maximum.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -35,6 +37,8 @@ use crate::upstream::{self, Upstream, UpstreamError, is_content_type, pick_heade
 /// Header naming the guard session of a request.
 pub const SESSION_HEADER: HeaderName = HeaderName::from_static("x-pf-session");
 const MAX_SESSION_KEY: usize = 256;
+/// Response ids remembered per session slot (for `previous_response_id`).
+const RESPONSES_PER_SESSION: usize = 4;
 
 /// Limits and timeouts of the proxy.
 #[derive(Debug, Clone)]
@@ -62,6 +66,16 @@ type Shared<E> = Arc<Mutex<ChatSession<E>>>;
 struct Sessions<E> {
     map: HashMap<String, (u64, Shared<E>)>,
     clock: u64,
+    /// Responses API: response id -> session key, oldest first for eviction.
+    responses: HashMap<String, String>,
+    response_order: VecDeque<String>,
+}
+
+/// Which API a request speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Chat,
+    Responses,
 }
 
 /// The proxy: one upstream model server, one guard session per conversation.
@@ -94,16 +108,21 @@ impl<E: Enforcer + 'static> OpenAiProxy<E> {
             sessions: Mutex::new(Sessions {
                 map: HashMap::new(),
                 clock: 0,
+                responses: HashMap::new(),
+                response_order: VecDeque::new(),
             }),
         })
     }
 
-    /// The routes: `POST /v1/chat/completions` (also without the `/v1` prefix).
+    /// The routes: `POST /v1/chat/completions` and `POST /v1/responses` (also without the
+    /// `/v1` prefix).
     pub fn router(self: Arc<Self>) -> Router {
         let limit = self.config.max_body_bytes;
         Router::new()
             .route("/v1/chat/completions", post(chat::<E>))
             .route("/chat/completions", post(chat::<E>))
+            .route("/v1/responses", post(responses::<E>))
+            .route("/responses", post(responses::<E>))
             .layer(DefaultBodyLimit::max(limit))
             .with_state(self)
     }
@@ -111,6 +130,31 @@ impl<E: Enforcer + 'static> OpenAiProxy<E> {
     /// Number of live sessions.
     pub fn session_count(&self) -> usize {
         lock(&self.sessions).map.len()
+    }
+
+    /// Remembers that response `id` belongs to the session `key` (for `previous_response_id`).
+    pub(crate) fn remember_response(&self, id: &str, key: &str) {
+        let mut s = lock(&self.sessions);
+        if s.responses.len() >= self.config.max_sessions.max(1) * RESPONSES_PER_SESSION
+            && let Some(old) = s.response_order.pop_front()
+        {
+            s.responses.remove(&old);
+        }
+        if s.responses
+            .insert(id.to_string(), key.to_string())
+            .is_none()
+        {
+            s.response_order.push_back(id.to_string());
+        }
+    }
+
+    /// The session key of a Responses request that continues `previous`.
+    fn continued(&self, previous: &str) -> String {
+        let s = lock(&self.sessions);
+        match s.responses.get(previous) {
+            Some(key) => key.clone(),
+            None => format!("p:{previous}"),
+        }
     }
 
     fn session(&self, key: String) -> Shared<E> {
@@ -155,14 +199,23 @@ pub fn session_key(headers: &HeaderMap, body: &Value) -> Result<String, String> 
         .unwrap_or(b"");
     h.update((auth.len() as u64).to_be_bytes());
     h.update(auth);
-    let messages = body.get("messages").and_then(Value::as_array);
+    // Chat: `messages`; Responses: `input` (a string is the user's message) and `instructions`.
+    let messages = body
+        .get("messages")
+        .or_else(|| body.get("input"))
+        .and_then(Value::as_array);
     for role in ["system", "user"] {
         let first = messages
             .and_then(|m| {
                 m.iter()
                     .find(|m| m.get("role").and_then(Value::as_str) == Some(role))
             })
-            .map(|m| m.get("content").map(Value::to_string).unwrap_or_default())
+            .and_then(|m| m.get("content"))
+            .or_else(|| match role {
+                "system" => body.get("instructions"),
+                _ => body.get("input").filter(|i| i.is_string()),
+            })
+            .map(Value::to_string)
             .unwrap_or_default();
         h.update((first.len() as u64).to_be_bytes());
         h.update(first.as_bytes());
@@ -176,17 +229,48 @@ async fn chat<E: Enforcer + 'static>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    handle(proxy, Api::Chat, uri, headers, body).await
+}
+
+async fn responses<E: Enforcer + 'static>(
+    State(proxy): State<Arc<OpenAiProxy<E>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(proxy, Api::Responses, uri, headers, body).await
+}
+
+async fn handle<E: Enforcer + 'static>(
+    proxy: Arc<OpenAiProxy<E>>,
+    api: Api,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut request: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => return api_error(StatusCode::BAD_REQUEST, "the body must be a JSON object"),
         Err(e) => return api_error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")),
     };
-    let key = match session_key(&headers, &request) {
+    let previous = request
+        .get("previous_response_id")
+        .and_then(Value::as_str)
+        .filter(|_| api == Api::Responses && !headers.contains_key(SESSION_HEADER));
+    let key = match previous {
+        Some(p) => Ok(proxy.continued(p)),
+        None => session_key(&headers, &request),
+    };
+    let key = match key {
         Ok(k) => k,
         Err(e) => return api_error(StatusCode::BAD_REQUEST, &e),
     };
-    let session = proxy.session(key);
-    if let Err(e) = lock(&session).check_request(&mut request) {
+    let session = proxy.session(key.clone());
+    let checked = match api {
+        Api::Chat => lock(&session).check_request(&mut request),
+        Api::Responses => lock(&session).check_responses_request(&mut request),
+    };
+    if let Err(e) = checked {
         return api_error(StatusCode::BAD_REQUEST, &e.to_string());
     }
     let streaming = request.get("stream").and_then(Value::as_bool) == Some(true);
@@ -222,6 +306,17 @@ async fn chat<E: Enforcer + 'static>(
             Err(e) => upstream_error(&e),
         };
     }
+    if streaming && is_content_type(&parts.headers, "text/event-stream") && api == Api::Responses {
+        let body = crate::openai_responses_http::relay(
+            proxy.clone(),
+            key,
+            session,
+            body,
+            proxy.config.idle_timeout,
+            proxy.config.max_body_bytes,
+        );
+        return (parts.status, headers, body).into_response();
+    }
     if streaming && is_content_type(&parts.headers, "text/event-stream") {
         let body = relay_stream(
             session,
@@ -247,7 +342,15 @@ async fn chat<E: Enforcer + 'static>(
             ));
         }
     };
-    lock(&session).check_completion(&mut completion);
+    match api {
+        Api::Chat => lock(&session).check_completion(&mut completion),
+        Api::Responses => {
+            lock(&session).check_response(&mut completion);
+            if let Some(id) = completion.get("id").and_then(Value::as_str) {
+                proxy.remember_response(id, &key);
+            }
+        }
+    }
     let mut headers = headers;
     headers.insert(CONTENT_TYPE, upstream::JSON);
     (parts.status, headers, completion.to_string()).into_response()
@@ -336,7 +439,7 @@ async fn send_all(tx: &mpsc::Sender<Result<Bytes, std::io::Error>>, out: &mut Ve
     true
 }
 
-fn api_error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn api_error(status: StatusCode, message: &str) -> Response {
     let body = json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}});
     (status, [(CONTENT_TYPE, upstream::JSON)], body.to_string()).into_response()
 }
@@ -352,7 +455,7 @@ fn upstream_error(e: &UpstreamError) -> Response {
     (status, [(CONTENT_TYPE, upstream::JSON)], body.to_string()).into_response()
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock means a panic mid-decision elsewhere; the state is the last one written.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -16,14 +16,13 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::enforcer::{CallOutcome, Enforcer, OutputOutcome};
+use crate::enforcer::{CallOutcome, Enforcer, OutputOutcome, UNNAMED_CALL, UNNAMED_TOOL};
 
 /// Most messages in one request.
 pub const MAX_MESSAGES: usize = 10_000;
 /// Most messages remembered per session (beyond it requests are refused: fail closed).
 pub const MAX_SEEN: usize = 100_000;
-/// Reason code of a tool call whose `arguments` are not a JSON object.
-pub const UNPARSABLE_ARGUMENTS: &str = "arguments.unparsable";
+pub use crate::enforcer::UNPARSABLE_ARGUMENTS;
 /// Name under which a tool message is checked when its call cannot be found in the history.
 pub const UNKNOWN_TOOL: &str = "<unknown tool>";
 
@@ -40,11 +39,13 @@ pub enum ChatError {
 
 /// One conversation's guard state.
 pub struct ChatSession<E> {
-    enforcer: E,
+    pub(crate) enforcer: E,
     /// Message digest -> replacement content (`None`: forward unchanged).
-    seen: HashMap<[u8; 32], Option<String>>,
+    pub(crate) seen: HashMap<[u8; 32], Option<String>>,
     /// Allowed calls not yet answered by a tool message: call id -> tool.
-    open_calls: HashMap<String, String>,
+    pub(crate) open_calls: HashMap<String, String>,
+    /// Responses API: tool names of the function calls the model made, by `call_id`.
+    pub(crate) call_names: HashMap<String, String>,
 }
 
 impl<E: Enforcer> ChatSession<E> {
@@ -54,6 +55,7 @@ impl<E: Enforcer> ChatSession<E> {
             enforcer,
             seen: HashMap::new(),
             open_calls: HashMap::new(),
+            call_names: HashMap::new(),
         }
     }
 
@@ -65,6 +67,7 @@ impl<E: Enforcer> ChatSession<E> {
     /// Feeds user text to the flow model and checks tool messages, rewriting withheld or
     /// redacted tool output in place.
     pub fn check_request(&mut self, body: &mut Value) -> Result<(), ChatError> {
+        self.hide_tools(body);
         let Some(messages) = body.get_mut("messages").and_then(Value::as_array_mut) else {
             return Err(ChatError::Invalid("`messages` must be an array".into()));
         };
@@ -130,7 +133,35 @@ impl<E: Enforcer> ChatSession<E> {
         Ok(())
     }
 
-    fn tool_message(
+    /// Removes the function tools the agent may not use from the request's `tools` (chat:
+    /// `function.name`, Responses: `name`), as `tools/list` filtering does on MCP: the model is
+    /// not offered what would be denied. Without function tools left, `tools`, `tool_choice` and
+    /// `parallel_tool_calls` are dropped (model servers reject them without tools).
+    pub(crate) fn hide_tools(&self, body: &mut Value) {
+        let Some(obj) = body.as_object_mut() else {
+            return;
+        };
+        let Some(Value::Array(tools)) = obj.get_mut("tools") else {
+            return;
+        };
+        let before = tools.len();
+        tools.retain(|t| {
+            if t.get("type").and_then(Value::as_str) != Some("function") {
+                return true; // built-in tools run on the model server (see Limitations)
+            }
+            t.pointer("/function/name")
+                .or_else(|| t.get("name"))
+                .and_then(Value::as_str)
+                .is_some_and(|n| self.enforcer.tool_visible(n))
+        });
+        if tools.is_empty() && before > 0 {
+            for key in ["tools", "tool_choice", "parallel_tool_calls"] {
+                obj.remove(key);
+            }
+        }
+    }
+
+    pub(crate) fn tool_message(
         &mut self,
         call_id: Option<&str>,
         names: &HashMap<String, String>,
@@ -227,25 +258,47 @@ impl<E: Enforcer> ChatSession<E> {
 
     /// Decides one tool call; `Err` holds the refusal to show instead.
     fn decide(&mut self, call: &Value) -> Result<(), String> {
-        let name = call.pointer("/function/name").and_then(Value::as_str);
+        self.decide_function(
+            call.pointer("/function/name").and_then(Value::as_str),
+            call.pointer("/function/arguments"),
+            call.get("id").and_then(Value::as_str),
+        )
+    }
+
+    /// Decides a function call the model made (chat `tool_calls[]` entry or Responses
+    /// `function_call` item); `Err` holds the refusal to show instead. Calls refused before the
+    /// policy can judge them (no name, arguments not a JSON object) are logged all the same.
+    pub(crate) fn decide_function(
+        &mut self,
+        name: Option<&str>,
+        arguments: Option<&Value>,
+        call_id: Option<&str>,
+    ) -> Result<(), String> {
         let Some(name) = name.filter(|n| !n.is_empty()) else {
-            return Err("A tool call without a function name was blocked by policy.".into());
+            let subject = json!({ "arguments": arguments });
+            self.enforcer
+                .refuse_call(UNNAMED_TOOL, UNNAMED_CALL, &subject);
+            return Err(format!(
+                "A tool call without a function name was blocked by policy ({UNNAMED_CALL})."
+            ));
         };
         // `arguments` is a JSON text the model wrote; anything but an object is refused.
-        let args = call
-            .pointer("/function/arguments")
+        let args = arguments
             .and_then(Value::as_str)
             .and_then(|s| serde_json::from_str::<Value>(s).ok())
             .filter(Value::is_object);
         let Some(args) = args else {
             tracing::info!(tool = name, code = UNPARSABLE_ARGUMENTS, "tool call denied");
+            let subject = arguments.cloned().unwrap_or(Value::Null);
+            self.enforcer
+                .refuse_call(name, UNPARSABLE_ARGUMENTS, &subject);
             return Err(format!(
                 "The call to `{name}` was blocked by policy: {UNPARSABLE_ARGUMENTS}: its arguments are not a JSON object."
             ));
         };
         match self.enforcer.decide_call(name, &args) {
             CallOutcome::Allow => {
-                if let Some(id) = call.get("id").and_then(Value::as_str) {
+                if let Some(id) = call_id {
                     self.open_calls.insert(id.to_string(), name.to_string());
                 }
                 Ok(())
@@ -285,7 +338,7 @@ fn content_text(content: Option<&Value>) -> Option<String> {
     }
 }
 
-fn message_key(index: usize, role: &str, call_id: Option<&str>, text: &str) -> [u8; 32] {
+pub(crate) fn message_key(index: usize, role: &str, call_id: Option<&str>, text: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update((index as u64).to_be_bytes());
     for part in [role, call_id.unwrap_or(""), text] {
@@ -305,6 +358,7 @@ mod tests {
         user: Vec<String>,
         outputs: Vec<(Option<String>, String)>,
         finished: Vec<String>,
+        refused: Vec<(String, String)>,
     }
 
     impl Enforcer for Fake {
@@ -335,6 +389,9 @@ mod tests {
         }
         fn user_request(&mut self, text: &str) {
             self.user.push(text.to_string());
+        }
+        fn refuse_call(&mut self, tool: &str, code: &str, _: &Value) {
+            self.refused.push((tool.to_string(), code.to_string()));
         }
     }
 
@@ -383,6 +440,11 @@ mod tests {
         let text = choice["message"]["content"].as_str().expect("explanation");
         assert!(text.contains("`send_email` was blocked"), "{text}");
         assert!(text.contains(UNPARSABLE_ARGUMENTS), "{text}");
+        assert_eq!(
+            s.enforcer().refused,
+            vec![("lookup_order".to_string(), UNPARSABLE_ARGUMENTS.to_string())],
+            "the unparsable call is recorded as a refusal"
+        );
     }
 
     #[test]

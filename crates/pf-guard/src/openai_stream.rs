@@ -228,6 +228,7 @@ mod tests {
         }
         fn finish_call(&mut self, _: &str) {}
         fn user_request(&mut self, _: &str) {}
+        fn refuse_call(&mut self, _: &str, _: &str, _: &Value) {}
     }
 
     fn chunk(delta: Value, finish: Value) -> Value {

@@ -280,4 +280,9 @@ impl Enforcer for PolicyEnforcer {
     fn user_request(&mut self, text: &str) {
         pf_policy::record_user_request(&self.policy, &mut self.state, text);
     }
+
+    fn refuse_call(&mut self, tool: &str, code: &str, subject: &Value) {
+        // The call is refused whether or not this record can be written.
+        self.log("call", tool, "deny", &[code.to_string()], subject);
+    }
 }

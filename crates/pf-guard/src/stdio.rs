@@ -45,6 +45,15 @@ pub async fn run<E: Enforcer + 'static>(
     command: &str,
     args: &[String],
 ) -> Result<i32, StdioError> {
+    run_session(McpSession::new(enforcer), command, args).await
+}
+
+/// [`run`] with a configured session (e.g. one that trusts the host's user requests).
+pub async fn run_session<E: Enforcer + 'static>(
+    session: McpSession<E>,
+    command: &str,
+    args: &[String],
+) -> Result<i32, StdioError> {
     let mut child = Command::new(command)
         .args(args)
         .stdin(Stdio::piped())
@@ -62,8 +71,8 @@ pub async fn run<E: Enforcer + 'static>(
             source: std::io::Error::other("no pipes"),
         });
     };
-    proxy(
-        enforcer,
+    proxy_session(
+        session,
         BufReader::new(tokio::io::stdin()),
         tokio::io::stdout(),
         BufReader::new(server_out),
@@ -81,6 +90,25 @@ pub async fn run<E: Enforcer + 'static>(
 /// Proxies between a client (reader/writer) and a server (reader/writer) until either closes.
 pub async fn proxy<E, CR, CW, SR, SW>(
     enforcer: E,
+    client_in: CR,
+    client_out: CW,
+    server_out: SR,
+    server_in: SW,
+) -> Result<(), StdioError>
+where
+    E: Enforcer + 'static,
+    CR: AsyncBufRead + Unpin,
+    CW: AsyncWrite + Unpin + Send + 'static,
+    SR: AsyncBufRead + Unpin,
+    SW: AsyncWrite + Unpin + Send + 'static,
+{
+    let session = McpSession::new(enforcer);
+    proxy_session(session, client_in, client_out, server_out, server_in).await
+}
+
+/// [`proxy`] with a configured session.
+pub async fn proxy_session<E, CR, CW, SR, SW>(
+    session: McpSession<E>,
     mut client_in: CR,
     client_out: CW,
     mut server_out: SR,
@@ -93,7 +121,7 @@ where
     SR: AsyncBufRead + Unpin,
     SW: AsyncWrite + Unpin + Send + 'static,
 {
-    let session = Arc::new(Mutex::new(McpSession::new(enforcer)));
+    let session = Arc::new(Mutex::new(session));
     let to_client = writer(client_out, "client");
     let to_server = writer(server_in, "server");
     let send = |route: Route| match route {

@@ -426,3 +426,18 @@ async fn bad_requests_and_a_dead_model_server_get_openai_style_errors() {
     assert_eq!(r.status, StatusCode::BAD_GATEWAY);
     assert_eq!(r.json()["error"]["type"], json!("upstream_error"));
 }
+
+#[tokio::test]
+async fn tools_the_agent_may_not_use_are_not_offered_to_the_model() {
+    let h = harness().await;
+    h.queue(Canned::Json(completion(json!("ok"), vec![])));
+    let function = |name: &str| json!({"type": "function", "function": {"name": name, "parameters": {"type": "object"}}});
+    h.chat(
+        "tools-1",
+        json!({"model": "m", "messages": [user("hi")],
+               "tools": [function("delete_everything"), function("send_email")]}),
+    )
+    .await;
+    let (sent, _) = h.last_request();
+    assert_eq!(sent["tools"], json!([function("send_email")]));
+}

@@ -174,7 +174,9 @@ fn guard_enforces_the_support_agent_spec_over_mcp() {
             ("search_kb", "allow"),
             ("send_email", "deny"),
             ("send_email", "allow"),
-            ("issue_refund", "deny")
+            ("issue_refund", "deny"),
+            // The tools/call without a name, refused before the policy, is logged too.
+            ("<unnamed>", "deny")
         ]
     );
     let all = std::fs::read_to_string(&log).expect("log");

@@ -39,7 +39,8 @@ pub struct Args {
     /// (http://HOST:PORT/mcp), or with --openai a model server's root (http://HOST:PORT).
     #[arg(long, value_name = "URL")]
     upstream: Option<String>,
-    /// The upstream is an OpenAI-compatible model server: proxy /v1/chat/completions.
+    /// The upstream is an OpenAI-compatible model server: proxy /v1/chat/completions and
+    /// /v1/responses.
     #[arg(long, requires = "upstream")]
     openai: bool,
     /// Address the HTTP proxy listens on.
@@ -58,6 +59,10 @@ pub struct Args {
     /// Browser `Origin` allowed to use the MCP proxy besides loopback ones (repeatable).
     #[arg(long, requires = "upstream")]
     allow_origin: Vec<String>,
+    /// MCP: trust the user's request the host passes (header `x-pf-user-request`, or
+    /// `_meta["provability-fabric/user-request"]` on tools/call) for `unless: [user_request]`.
+    #[arg(long)]
+    trust_user_request: bool,
     /// The MCP server command and its arguments, after `--`.
     #[arg(last = true)]
     server: Vec<String>,
@@ -139,7 +144,9 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
                 let Some((command, server_args)) = args.server.split_first() else {
                     miette::bail!("no MCP server command after `--`");
                 };
-                pf_guard::stdio::run(enforcers(), command, server_args)
+                let session = pf_guard::McpSession::new(enforcers())
+                    .with_trusted_user_request(args.trust_user_request);
+                pf_guard::stdio::run_session(session, command, server_args)
                     .await
                     .map_err(|e| miette::miette!("{e}"))
             }
@@ -179,7 +186,7 @@ async fn serve_http(
             config.max_body_bytes = max;
         }
         eprintln!(
-            "pf guard: OpenAI-compatible proxy on http://{}/v1/chat/completions -> {url}",
+            "pf guard: OpenAI-compatible proxy on http://{}/v1/chat/completions and /v1/responses -> {url}",
             args.listen
         );
         OpenAiProxy::new(upstream, config, enforcers).router()
@@ -188,6 +195,7 @@ async fn serve_http(
             idle_timeout: timeout,
             max_sessions: args.max_sessions,
             allowed_origins: args.allow_origin.clone(),
+            trust_user_request: args.trust_user_request,
             ..McpHttpConfig::default()
         };
         if let Some(max) = args.max_body {
