@@ -109,13 +109,16 @@ fn row_scale(d: &Dense, v: &Interval) -> Vec<f64> {
 }
 
 /// Push a lower bound `lam . v_{j+1} + kappa` back through layer `j` to one over `v_j`;
-/// `scale` is [`row_scale`] of a dense layer over `input` (unused for a ReLU).
+/// `scale` is [`row_scale`] of a dense layer over `input` (unused for a ReLU). For a ReLU,
+/// `alpha` (one slope per neuron, clamped to `[0, 1]`) replaces the adaptive choice of the
+/// lower relaxation `relu(h) >= alpha h` of unstable neurons.
 fn step_back(
     layer: &Layer,
     input: &Interval,
     scale: &[f64],
     lam: &[f64],
     kappa: f64,
+    alpha: Option<&[f64]>,
 ) -> (Vec<f64>, f64) {
     match layer {
         Layer::Dense(d) => {
@@ -153,9 +156,31 @@ fn step_back(
                 if lo >= 0.0 {
                     out[i] = l;
                 } else if l > 0.0 {
-                    // relu(h) >= alpha h for alpha in {0, 1}: exact coefficients.
-                    if hi >= -lo {
-                        out[i] = l;
+                    match alpha.and_then(|a| a.get(i)).map(|a| a.clamp(0.0, 1.0)) {
+                        // relu(h) >= a h for any a in [0, 1]; the rounding of l * a is
+                        // absorbed like that of the upper slope below.
+                        Some(a) if a > 0.0 && a < 1.0 => {
+                            let c = l * a;
+                            out[i] = c;
+                            err = add_up(
+                                err,
+                                mul_up(
+                                    (c.abs() * (1.0 + 4.0 * crate::sound::U)).next_up() * gamma(1),
+                                    lo.abs().max(hi.abs()),
+                                ),
+                            );
+                        }
+                        Some(a) => {
+                            if a >= 1.0 {
+                                out[i] = l;
+                            }
+                        }
+                        // relu(h) >= alpha h for alpha in {0, 1}: exact coefficients.
+                        None => {
+                            if hi >= -lo {
+                                out[i] = l;
+                            }
+                        }
                     }
                 } else {
                     // relu(h) <= s (h - lo) with s >= hi / (hi - lo), rounded up.
@@ -189,7 +214,7 @@ fn back_to_input(
 ) -> LinearBound {
     let (mut lam, mut kappa) = (lam, kappa);
     for j in (0..from).rev() {
-        (lam, kappa) = step_back(&net.layers[j], &values[j], &scales[j], &lam, kappa);
+        (lam, kappa) = step_back(&net.layers[j], &values[j], &scales[j], &lam, kappa, None);
     }
     LinearBound {
         coef: lam,
@@ -323,6 +348,33 @@ impl Analysis {
         )
     }
 
+    /// As [`Analysis::lower_bound`], with the lower slopes of the unstable ReLUs given:
+    /// `alphas[j]` holds one slope per neuron of the ReLU at `net.layers[j]` (empty for other
+    /// layers or to keep the adaptive choice). Sound for any slopes (clamped to `[0, 1]`).
+    pub fn lower_bound_alpha(
+        &self,
+        net: &Network,
+        coef: &[f64],
+        alphas: &[Vec<f64>],
+    ) -> LinearBound {
+        let (mut lam, mut kappa) = (coef.to_vec(), 0.0);
+        for j in (0..net.layers.len()).rev() {
+            let a = alphas.get(j).filter(|a| !a.is_empty()).map(Vec::as_slice);
+            (lam, kappa) = step_back(
+                &net.layers[j],
+                &self.values[j],
+                &self.scales[j],
+                &lam,
+                kappa,
+                a,
+            );
+        }
+        LinearBound {
+            coef: lam,
+            constant: kappa,
+        }
+    }
+
     /// A linear lower bound, over the input box, of `sign * values[layer][neuron]` (a
     /// pre-activation); `sign` is `1.0` or `-1.0`.
     pub fn neuron_bound(
@@ -361,6 +413,7 @@ impl Analysis {
                 &self.scales[j],
                 &lam,
                 kappa,
+                None,
             );
         }
         out

@@ -6,6 +6,7 @@
 //! best-first branch and bound over input splits and ReLU phase splits, and every `sat` answer
 //! carries a counterexample re-evaluated on the network before it is reported.
 
+pub mod alpha;
 pub mod bounds;
 pub mod error;
 pub mod falsify;

@@ -16,6 +16,7 @@ use std::collections::BinaryHeap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::alpha::{Params, joint_margin, optimise};
 use crate::bounds::{Analysis, PhaseSplit, concrete_lower, concrete_lower_from};
 use crate::lpcert::{LpVerdict, solve};
 use crate::network::Network;
@@ -30,6 +31,12 @@ pub const DEFAULT_PHASE_SPLIT_BELOW: f64 = 1.0 / 128.0;
 
 /// Default of [`Options::phase_split_unstable`].
 pub const DEFAULT_PHASE_SPLIT_UNSTABLE: usize = 16;
+
+/// Default of [`Options::alpha_iters`].
+pub const DEFAULT_ALPHA_ITERS: usize = 20;
+
+/// Default of [`Options::alpha_iters_warm`].
+pub const DEFAULT_ALPHA_ITERS_WARM: usize = 5;
 
 /// Search limits.
 #[derive(Debug, Clone)]
@@ -51,6 +58,11 @@ pub struct Options {
     /// Also split on ReLU phases when at most this many ReLUs are unstable on the node (few
     /// phases left to enumerate, each leaf's LP exact once all are fixed).
     pub phase_split_unstable: usize,
+    /// Steps of slope/multiplier optimisation of a case's joint bound (see [`crate::alpha`]) on
+    /// a node without inherited parameters (0 disables the joint bound).
+    pub alpha_iters: usize,
+    /// Steps on a node that starts from its parent's optimised parameters.
+    pub alpha_iters_warm: usize,
 }
 
 impl Default for Options {
@@ -63,6 +75,8 @@ impl Default for Options {
             lookahead: false,
             phase_split_below: DEFAULT_PHASE_SPLIT_BELOW,
             phase_split_unstable: DEFAULT_PHASE_SPLIT_UNSTABLE,
+            alpha_iters: DEFAULT_ALPHA_ITERS,
+            alpha_iters_warm: DEFAULT_ALPHA_ITERS_WARM,
         }
     }
 }
@@ -139,6 +153,8 @@ struct Node {
     ready: bool,
     /// ReLU phase assumptions: the node's sub-domain is the box where all of them hold.
     splits: Vec<PhaseSplit>,
+    /// Optimised joint-bound parameters of the parent (a warm start).
+    params: Option<Arc<Params>>,
 }
 
 impl PartialEq for Node {
@@ -226,6 +242,26 @@ fn process(net: &Network, t: &Target<'_>, node: &Node, opts: &Options) -> NodeRe
             lp: false,
         };
     }
+    let rhs: Vec<f64> = t.case.outputs.iter().map(|o| o.rhs).collect();
+    let mut joint = None;
+    let mut params = node.params.clone();
+    if opts.alpha_iters > 0 && k >= 1 {
+        let (mut p, iters) = match &node.params {
+            Some(p) => ((**p).clone(), opts.alpha_iters_warm),
+            None => (Params::initial(net, &analysis, k), opts.alpha_iters),
+        };
+        optimise(net, &analysis, &t.coefs, &rhs, &mut p, iters);
+        let (lb, threshold, m) = joint_margin(net, &analysis, &t.coefs, &rhs, &p);
+        if m > 0.0 {
+            return NodeResult::Closed {
+                certified: false,
+                lp: false,
+            };
+        }
+        priority = priority.max(m);
+        params = Some(Arc::new(p));
+        joint = Some((lb, threshold, m));
+    }
     if k == 1 && phase_rows.is_empty() {
         let corner: Vec<f64> = (0..n)
             .map(|i| {
@@ -241,8 +277,8 @@ fn process(net: &Network, t: &Target<'_>, node: &Node, opts: &Options) -> NodeRe
         }
     } else if k >= 1 {
         used_lp = true;
-        let mut rhs: Vec<f64> = t.case.outputs.iter().map(|o| o.rhs).collect();
-        for (g, d, m) in phase_rows {
+        let mut rhs = rhs;
+        for (g, d, m) in phase_rows.into_iter().chain(joint) {
             linear.push(g);
             rhs.push(d);
             margins.push(m);
@@ -277,6 +313,7 @@ fn process(net: &Network, t: &Target<'_>, node: &Node, opts: &Options) -> NodeRe
             parent: Some(analysis.clone()),
             ready: false,
             splits,
+            params: params.clone(),
         })
     };
     let small = phase::relative_width(lo, hi, &t.case.lower, &t.case.upper)
@@ -359,6 +396,7 @@ fn process(net: &Network, t: &Target<'_>, node: &Node, opts: &Options) -> NodeRe
         parent: Some(a),
         ready,
         splits: node.splits.clone(),
+        params: params.clone(),
     });
     NodeResult::Split(children, used_lp)
 }
@@ -434,6 +472,7 @@ pub fn check(net: &Network, prop: &Property, opts: &Options) -> Result<Outcome, 
             parent: None,
             ready: false,
             splits: Vec::new(),
+            params: None,
         })
         .collect();
     let shared = Mutex::new(Shared {

@@ -3,9 +3,10 @@
 //! (exit code 1). `--smoke` runs a few easy instances with a short timeout, for CI.
 //!
 //! Usage: `pf-nnv-bench [--data DIR] [--timeout S] [--threads N] [--smoke] [--only a,b,...]
-//! [--filter TEXT] [--csv OUT] [--lookahead] [--phase W] [--unstable U]` where `--only` takes `net:prop` pairs such as `1_1:2`, and
+//! [--filter TEXT] [--csv OUT] [--lookahead] [--phase W] [--unstable U] [--alpha N] [--alpha-warm N]` where `--only` takes `net:prop` pairs such as `1_1:2`, and
 //! `--phase W` sets `Options::phase_split_below` (0 = input splits only) and `--unstable U`
-//! `Options::phase_split_unstable`.
+//! `Options::phase_split_unstable`, `--alpha N` / `--alpha-warm N` `Options::alpha_iters` /
+//! `Options::alpha_iters_warm` (`--alpha 0` disables the optimised joint bound).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -26,6 +27,8 @@ struct Args {
     lookahead: bool,
     phase: Option<f64>,
     unstable: Option<usize>,
+    alpha: Option<usize>,
+    alpha_warm: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -42,6 +45,8 @@ fn parse_args() -> Result<Args, String> {
         lookahead: false,
         phase: None,
         unstable: None,
+        alpha: None,
+        alpha_warm: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,6 +59,10 @@ fn parse_args() -> Result<Args, String> {
             "--lookahead" => a.lookahead = true,
             "--unstable" => {
                 a.unstable = Some(val()?.parse().map_err(|e| format!("--unstable: {e}"))?)
+            }
+            "--alpha" => a.alpha = Some(val()?.parse().map_err(|e| format!("--alpha: {e}"))?),
+            "--alpha-warm" => {
+                a.alpha_warm = Some(val()?.parse().map_err(|e| format!("--alpha-warm: {e}"))?)
             }
             "--phase" => a.phase = Some(val()?.parse().map_err(|e| format!("--phase: {e}"))?),
             "--only" => a.only = Some(val()?.split(',').map(str::to_string).collect()),
@@ -161,6 +170,8 @@ fn main() -> ExitCode {
         let opts = Options {
             phase_split_below: args.phase.unwrap_or(opts.phase_split_below),
             phase_split_unstable: args.unstable.unwrap_or(opts.phase_split_unstable),
+            alpha_iters: args.alpha.unwrap_or(opts.alpha_iters),
+            alpha_iters_warm: args.alpha_warm.unwrap_or(opts.alpha_iters_warm),
             ..opts
         };
         let outcome = match check(&net, &prop, &opts) {
