@@ -16,7 +16,7 @@ use std::collections::BinaryHeap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::alpha::{Params, joint_margin, optimise};
+use crate::alpha::{Params, joint_margin, optimise, tighten};
 use crate::bounds::{Analysis, PhaseSplit, concrete_lower, concrete_lower_from};
 use crate::lpcert::{LpVerdict, solve};
 use crate::network::Network;
@@ -37,6 +37,9 @@ pub const DEFAULT_ALPHA_ITERS: usize = 20;
 
 /// Default of [`Options::alpha_iters_warm`].
 pub const DEFAULT_ALPHA_ITERS_WARM: usize = 5;
+
+/// Default of [`Options::split_rule`]: input responsibility (see BENCHMARKS.md).
+pub const DEFAULT_SPLIT_RULE: u8 = 2;
 
 /// Search limits.
 #[derive(Debug, Clone)]
@@ -63,6 +66,17 @@ pub struct Options {
     pub alpha_iters: usize,
     /// Steps on a node that starts from its parent's optimised parameters.
     pub alpha_iters_warm: usize,
+    /// Steps of slope optimisation per intermediate bound when tightening a node's unstable
+    /// ReLUs ([`crate::alpha::tighten`]); 0 disables it.
+    pub tighten_iters: usize,
+    /// Tighten only nodes with at most this many unstable ReLUs (the cost grows with them).
+    pub tighten_unstable: usize,
+    /// Score phase splits on the joint bound's combination instead of summing over the rows.
+    pub pick_joint: bool,
+    /// Input split rule: 0 the widest input the bounds depend on; 1 ReluVal's smear of the
+    /// joint bound (coefficient times width); 2 the input most responsible for the unstable
+    /// ReLUs' looseness ([`Analysis::input_responsibility`] summed over the scored rows).
+    pub split_rule: u8,
 }
 
 impl Default for Options {
@@ -77,6 +91,10 @@ impl Default for Options {
             phase_split_unstable: DEFAULT_PHASE_SPLIT_UNSTABLE,
             alpha_iters: DEFAULT_ALPHA_ITERS,
             alpha_iters_warm: DEFAULT_ALPHA_ITERS_WARM,
+            tighten_iters: 0,
+            tighten_unstable: 0,
+            pick_joint: true,
+            split_rule: DEFAULT_SPLIT_RULE,
         }
     }
 }
@@ -126,6 +144,9 @@ pub struct Statistics {
     pub max_depth: u32,
     /// Most open nodes at once.
     pub max_open: usize,
+    /// Progress indicator: share of the search closed, counting each node as its box's share
+    /// of its case's box (cases weighted equally), halved per phase split.
+    pub closed_share: f64,
     /// Wall-clock time.
     pub elapsed: Duration,
 }
@@ -203,7 +224,13 @@ fn process(net: &Network, t: &Target<'_>, node: &Node, opts: &Options) -> NodeRe
     let (lo, hi) = (&node.lo, &node.hi);
     let analysis: Arc<Analysis> = match (&node.parent, node.ready) {
         (Some(a), true) => a.clone(),
-        (p, _) => Arc::new(Analysis::run_split(net, lo, hi, p.as_deref(), &node.splits)),
+        (p, _) => {
+            let mut a = Analysis::run_split(net, lo, hi, p.as_deref(), &node.splits);
+            if opts.tighten_iters > 0 && !a.empty && a.unstable(net) <= opts.tighten_unstable {
+                tighten(net, &mut a, opts.tighten_iters);
+            }
+            Arc::new(a)
+        }
     };
     if analysis.empty {
         return NodeResult::Closed {
@@ -245,10 +272,19 @@ fn process(net: &Network, t: &Target<'_>, node: &Node, opts: &Options) -> NodeRe
     let rhs: Vec<f64> = t.case.outputs.iter().map(|o| o.rhs).collect();
     let mut joint = None;
     let mut params = node.params.clone();
+    let mut pick_coefs = t.coefs.clone();
     if opts.alpha_iters > 0 && k >= 1 {
         let (mut p, iters) = match &node.params {
             Some(p) => ((**p).clone(), opts.alpha_iters_warm),
-            None => (Params::initial(net, &analysis, k), opts.alpha_iters),
+            None => {
+                // Start from the row whose own bound is closest to refuting it (on ACAS Xu the
+                // optimum is usually a single row or a blend of two).
+                let best = (0..k)
+                    .max_by(|&a, &b| margins[a].total_cmp(&margins[b]))
+                    .unwrap_or(0);
+                let lambda = (0..k).map(|m| f64::from(u8::from(m == best))).collect();
+                (Params::initial(net, &analysis, lambda), opts.alpha_iters)
+            }
         };
         optimise(net, &analysis, &t.coefs, &rhs, &mut p, iters);
         let (lb, threshold, m) = joint_margin(net, &analysis, &t.coefs, &rhs, &p);
@@ -259,9 +295,13 @@ fn process(net: &Network, t: &Target<'_>, node: &Node, opts: &Options) -> NodeRe
             };
         }
         priority = priority.max(m);
+        if opts.pick_joint {
+            pick_coefs = vec![crate::alpha::combined(&t.coefs, &p.lambda)];
+        }
         params = Some(Arc::new(p));
         joint = Some((lb, threshold, m));
     }
+    let joint_coef = joint.as_ref().map(|j| j.0.coef.clone());
     if k == 1 && phase_rows.is_empty() {
         let corner: Vec<f64> = (0..n)
             .map(|i| {
@@ -319,7 +359,7 @@ fn process(net: &Network, t: &Target<'_>, node: &Node, opts: &Options) -> NodeRe
     let small = phase::relative_width(lo, hi, &t.case.lower, &t.case.upper)
         <= opts.phase_split_below
         || analysis.unstable(net) <= opts.phase_split_unstable;
-    if small && let Some(neuron) = phase::pick(net, &analysis, &t.coefs) {
+    if small && let Some(neuron) = phase::pick(net, &analysis, &pick_coefs) {
         return NodeResult::Split(phase_child(neuron), used_lp);
     }
     // Split the widest input among those the bounds depend on. (Measured on ACAS Xu, this
@@ -327,11 +367,33 @@ fn process(net: &Network, t: &Target<'_>, node: &Node, opts: &Options) -> NodeRe
     // boxes: tighter relaxations come from shrinking the box evenly.)
     let influences = |i: usize| linear.iter().any(|l| l.coef[i] != 0.0);
     let width = |i: usize| hi[i] - lo[i];
-    let d = (0..n)
+    let widest = (0..n)
         .filter(|&i| influences(i))
         .max_by(|&a, &b| width(a).total_cmp(&width(b)))
         .or_else(|| (0..n).max_by(|&a, &b| width(a).total_cmp(&width(b))))
         .unwrap_or(0);
+    let d = match (opts.split_rule, &joint_coef) {
+        (1, Some(c)) => {
+            let sm = |i: usize| c[i].abs() * width(i);
+            (0..n)
+                .filter(|&i| width(i) > 0.0)
+                .max_by(|&a, &b| sm(a).total_cmp(&sm(b)))
+                .unwrap_or(widest)
+        }
+        (2, _) => {
+            let mut resp = vec![0.0; n];
+            for c in &pick_coefs {
+                for (r, v) in resp.iter_mut().zip(analysis.input_responsibility(net, c)) {
+                    *r += v;
+                }
+            }
+            (0..n)
+                .filter(|&i| width(i) > 0.0 && resp[i] > 0.0)
+                .max_by(|&a, &b| resp[a].total_cmp(&resp[b]))
+                .unwrap_or(widest)
+        }
+        _ => widest,
+    };
     // Look-ahead: when the smear heuristic (ReluVal: coefficient times width) disagrees with
     // the widest input, analyse both splits and keep the one whose weaker half is closer to
     // being closed; the chosen halves' analyses are handed to the children.
@@ -379,7 +441,7 @@ fn process(net: &Network, t: &Target<'_>, node: &Node, opts: &Options) -> NodeRe
         halves(d).map(|hs| hs.map(|(l, h)| (analysis.clone(), l, h)))
     };
     let Some(children) = chosen else {
-        if let Some(neuron) = phase::pick(net, &analysis, &t.coefs) {
+        if let Some(neuron) = phase::pick(net, &analysis, &pick_coefs) {
             return NodeResult::Split(phase_child(neuron), used_lp);
         }
         return NodeResult::Stuck(format!(
@@ -490,6 +552,7 @@ pub fn check(net: &Network, prop: &Property, opts: &Options) -> Result<Outcome, 
         }
     });
     let shared = shared.into_inner().unwrap_or_else(|p| p.into_inner());
+
     let mut stats = shared.stats;
     stats.elapsed = start.elapsed();
     let verdict = match shared.result {
@@ -560,6 +623,19 @@ fn worker(
         match outcome {
             NodeResult::Closed { certified, lp } => {
                 s.stats.closed += 1;
+                let t = &targets[node.case];
+                let share: f64 = (0..node.lo.len())
+                    .map(|i| {
+                        let w = t.case.upper[i] - t.case.lower[i];
+                        if w > 0.0 {
+                            (node.hi[i] - node.lo[i]) / w
+                        } else {
+                            1.0
+                        }
+                    })
+                    .product();
+                s.stats.closed_share +=
+                    share * 0.5f64.powi(node.splits.len().min(1000) as i32) / targets.len() as f64;
                 s.stats.certificates += u64::from(certified);
                 s.stats.lp_solves += u64::from(lp);
             }

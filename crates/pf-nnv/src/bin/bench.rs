@@ -29,6 +29,10 @@ struct Args {
     unstable: Option<usize>,
     alpha: Option<usize>,
     alpha_warm: Option<usize>,
+    tighten: Option<usize>,
+    tighten_unstable: Option<usize>,
+    pick_joint: bool,
+    split_rule: Option<u8>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -47,6 +51,10 @@ fn parse_args() -> Result<Args, String> {
         unstable: None,
         alpha: None,
         alpha_warm: None,
+        tighten: None,
+        tighten_unstable: None,
+        pick_joint: false,
+        split_rule: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -63,6 +71,16 @@ fn parse_args() -> Result<Args, String> {
             "--alpha" => a.alpha = Some(val()?.parse().map_err(|e| format!("--alpha: {e}"))?),
             "--alpha-warm" => {
                 a.alpha_warm = Some(val()?.parse().map_err(|e| format!("--alpha-warm: {e}"))?)
+            }
+            "--pick-joint" => a.pick_joint = true,
+            "--split" => a.split_rule = Some(val()?.parse().map_err(|e| format!("--split: {e}"))?),
+            "--tighten" => a.tighten = Some(val()?.parse().map_err(|e| format!("--tighten: {e}"))?),
+            "--tighten-unstable" => {
+                a.tighten_unstable = Some(
+                    val()?
+                        .parse()
+                        .map_err(|e| format!("--tighten-unstable: {e}"))?,
+                )
             }
             "--phase" => a.phase = Some(val()?.parse().map_err(|e| format!("--phase: {e}"))?),
             "--only" => a.only = Some(val()?.split(',').map(str::to_string).collect()),
@@ -130,8 +148,8 @@ fn main() -> ExitCode {
     let (mut solved, mut wrong, mut total, mut count) = (0usize, 0usize, 0.0f64, 0usize);
     let mut times = Vec::new();
     println!(
-        "{:<8} {:<8} {:<8} {:>9} {:>10} {:>8}",
-        "instance", "verdict", "expected", "seconds", "nodes", "phase"
+        "{:<8} {:<8} {:<8} {:>9} {:>10} {:>8} {:>8}",
+        "instance", "verdict", "expected", "seconds", "nodes", "phase", "closed%"
     );
     for line in instances.lines() {
         let f: Vec<&str> = line.split(',').collect();
@@ -172,6 +190,10 @@ fn main() -> ExitCode {
             phase_split_unstable: args.unstable.unwrap_or(opts.phase_split_unstable),
             alpha_iters: args.alpha.unwrap_or(opts.alpha_iters),
             alpha_iters_warm: args.alpha_warm.unwrap_or(opts.alpha_iters_warm),
+            tighten_iters: args.tighten.unwrap_or(opts.tighten_iters),
+            pick_joint: args.pick_joint || opts.pick_joint,
+            split_rule: args.split_rule.unwrap_or(opts.split_rule),
+            tighten_unstable: args.tighten_unstable.unwrap_or(opts.tighten_unstable),
             ..opts
         };
         let outcome = match check(&net, &prop, &opts) {
@@ -199,8 +221,10 @@ fn main() -> ExitCode {
             }
         }
         println!(
-            "{name:<8} {verdict:<8} {exp:<8} {secs:>9.3} {:>10} {:>8}",
-            outcome.stats.nodes, outcome.stats.phase_splits
+            "{name:<8} {verdict:<8} {exp:<8} {secs:>9.3} {:>10} {:>8} {:>8.3}",
+            outcome.stats.nodes,
+            outcome.stats.phase_splits,
+            100.0 * outcome.stats.closed_share
         );
         if let Some(f) = out.as_mut() {
             let _ = writeln!(
