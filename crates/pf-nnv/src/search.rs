@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::alpha::{Params, joint_margin, optimise, tighten};
 use crate::bounds::{Analysis, PhaseSplit, concrete_lower, concrete_lower_from};
+use crate::falsify::descend;
 use crate::lpcert::{LpVerdict, solve};
 use crate::network::Network;
 use crate::phase;
@@ -40,6 +41,12 @@ pub const DEFAULT_ALPHA_ITERS_WARM: usize = 5;
 
 /// Default of [`Options::split_rule`]: input responsibility (see BENCHMARKS.md).
 pub const DEFAULT_SPLIT_RULE: u8 = 2;
+
+/// Default of [`Options::descend_depth`].
+pub const DEFAULT_DESCEND_DEPTH: u32 = 6;
+
+/// Rounds of the per-node descent (see [`Options::descend_depth`]).
+const DESCEND_ROUNDS: usize = 20;
 
 /// Search limits.
 #[derive(Debug, Clone)]
@@ -73,6 +80,9 @@ pub struct Options {
     pub tighten_unstable: usize,
     /// Score phase splits on the joint bound's combination instead of summing over the rows.
     pub pick_joint: bool,
+    /// Nodes shallower than this also run a short descent on the true violation margin from
+    /// their LP point (a counterexample search; 0 disables it).
+    pub descend_depth: u32,
     /// Input split rule: 0 the widest input the bounds depend on; 1 ReluVal's smear of the
     /// joint bound (coefficient times width); 2 the input most responsible for the unstable
     /// ReLUs' looseness ([`Analysis::input_responsibility`] summed over the scored rows).
@@ -95,6 +105,7 @@ impl Default for Options {
             tighten_unstable: 0,
             pick_joint: true,
             split_rule: DEFAULT_SPLIT_RULE,
+            descend_depth: DEFAULT_DESCEND_DEPTH,
         }
     }
 }
@@ -302,6 +313,23 @@ fn process(net: &Network, t: &Target<'_>, node: &Node, opts: &Options) -> NodeRe
         joint = Some((lb, threshold, m));
     }
     let joint_coef = joint.as_ref().map(|j| j.0.coef.clone());
+    if let Some(c) = &joint_coef {
+        // The corner minimising the joint bound: where the relaxation says a counterexample is
+        // likeliest (plus, near the root, a short descent from it).
+        let corner: Vec<f64> = (0..n)
+            .map(|i| if c[i] >= 0.0 { lo[i] } else { hi[i] })
+            .collect();
+        let start = (node.depth < opts.descend_depth).then(|| corner.clone());
+        if let Some(cex) = try_point(net, t, node.case, corner) {
+            return NodeResult::Found(cex, false);
+        }
+        if let Some(cex) = start
+            .and_then(|x| descend(net, &t.coefs, t.case, x, lo, hi, DESCEND_ROUNDS))
+            .and_then(|x| try_point(net, t, node.case, x))
+        {
+            return NodeResult::Found(cex, false);
+        }
+    }
     if k == 1 && phase_rows.is_empty() {
         let corner: Vec<f64> = (0..n)
             .map(|i| {
@@ -331,7 +359,16 @@ fn process(net: &Network, t: &Target<'_>, node: &Node, opts: &Options) -> NodeRe
                 };
             }
             LpVerdict::Open { x, excess } => {
+                let start = (node.depth < opts.descend_depth).then(|| x.clone());
                 if let Some(cex) = try_point(net, t, node.case, x) {
+                    return NodeResult::Found(cex, true);
+                }
+                // Near the root, also descend on the true margin from the LP point: the LP
+                // relaxation's optimum is often close to, not inside, a counterexample region.
+                if let Some(cex) = start
+                    .and_then(|x| descend(net, &t.coefs, t.case, x, lo, hi, DESCEND_ROUNDS))
+                    .and_then(|x| try_point(net, t, node.case, x))
+                {
                     return NodeResult::Found(cex, true);
                 }
                 priority = excess;

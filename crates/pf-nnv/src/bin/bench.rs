@@ -3,10 +3,13 @@
 //! (exit code 1). `--smoke` runs a few easy instances with a short timeout, for CI.
 //!
 //! Usage: `pf-nnv-bench [--data DIR] [--timeout S] [--threads N] [--smoke] [--only a,b,...]
-//! [--filter TEXT] [--csv OUT] [--lookahead] [--phase W] [--unstable U] [--alpha N] [--alpha-warm N]` where `--only` takes `net:prop` pairs such as `1_1:2`, and
-//! `--phase W` sets `Options::phase_split_below` (0 = input splits only) and `--unstable U`
-//! `Options::phase_split_unstable`, `--alpha N` / `--alpha-warm N` `Options::alpha_iters` /
-//! `Options::alpha_iters_warm` (`--alpha 0` disables the optimised joint bound).
+//! [--filter TEXT] [--csv OUT] [options]` where `--only` takes `net:prop` pairs such as `1_1:2`.
+//! Search options: `--lookahead`; `--phase W` sets `Options::phase_split_below` (0 = input
+//! splits only), `--unstable U` `Options::phase_split_unstable`; `--alpha N` / `--alpha-warm N`
+//! `Options::alpha_iters` / `Options::alpha_iters_warm` (`--alpha 0` disables the optimised
+//! joint bound); `--split R` `Options::split_rule`; `--pick-rows` clears
+//! `Options::pick_joint`; `--tighten N` / `--tighten-unstable U` `Options::tighten_iters` /
+//! `Options::tighten_unstable`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -31,7 +34,7 @@ struct Args {
     alpha_warm: Option<usize>,
     tighten: Option<usize>,
     tighten_unstable: Option<usize>,
-    pick_joint: bool,
+    pick_rows: bool,
     split_rule: Option<u8>,
 }
 
@@ -53,7 +56,7 @@ fn parse_args() -> Result<Args, String> {
         alpha_warm: None,
         tighten: None,
         tighten_unstable: None,
-        pick_joint: false,
+        pick_rows: false,
         split_rule: None,
     };
     let mut it = std::env::args().skip(1);
@@ -72,7 +75,7 @@ fn parse_args() -> Result<Args, String> {
             "--alpha-warm" => {
                 a.alpha_warm = Some(val()?.parse().map_err(|e| format!("--alpha-warm: {e}"))?)
             }
-            "--pick-joint" => a.pick_joint = true,
+            "--pick-rows" => a.pick_rows = true,
             "--split" => a.split_rule = Some(val()?.parse().map_err(|e| format!("--split: {e}"))?),
             "--tighten" => a.tighten = Some(val()?.parse().map_err(|e| format!("--tighten: {e}"))?),
             "--tighten-unstable" => {
@@ -191,7 +194,7 @@ fn main() -> ExitCode {
             alpha_iters: args.alpha.unwrap_or(opts.alpha_iters),
             alpha_iters_warm: args.alpha_warm.unwrap_or(opts.alpha_iters_warm),
             tighten_iters: args.tighten.unwrap_or(opts.tighten_iters),
-            pick_joint: args.pick_joint || opts.pick_joint,
+            pick_joint: opts.pick_joint && !args.pick_rows,
             split_rule: args.split_rule.unwrap_or(opts.split_rule),
             tighten_unstable: args.tighten_unstable.unwrap_or(opts.tighten_unstable),
             ..opts
