@@ -57,6 +57,10 @@ pub struct Analysis {
     pub empty: bool,
     /// `scales[j]`: [`row_scale`] of dense layer `j` over `values[j]` (empty for a ReLU).
     scales: Vec<Vec<f64>>,
+    /// `sens[j]`: for the pre-activation `values[j]` of a ReLU, per neuron the input
+    /// coefficients (`n` each, neuron-major) of its back-substituted lower bound when it was
+    /// unstable (first layer: its weight row); empty otherwise. Heuristics only.
+    sens: Vec<Vec<f64>>,
 }
 
 /// A ReLU phase assumption of a branch-and-bound node: the pre-activation `values[layer][neuron]`
@@ -109,13 +113,16 @@ fn row_scale(d: &Dense, v: &Interval) -> Vec<f64> {
 }
 
 /// Push a lower bound `lam . v_{j+1} + kappa` back through layer `j` to one over `v_j`;
-/// `scale` is [`row_scale`] of a dense layer over `input` (unused for a ReLU).
+/// `scale` is [`row_scale`] of a dense layer over `input` (unused for a ReLU). For a ReLU,
+/// `alpha` (one slope per neuron, clamped to `[0, 1]`) replaces the adaptive choice of the
+/// lower relaxation `relu(h) >= alpha h` of unstable neurons.
 fn step_back(
     layer: &Layer,
     input: &Interval,
     scale: &[f64],
     lam: &[f64],
     kappa: f64,
+    alpha: Option<&[f64]>,
 ) -> (Vec<f64>, f64) {
     match layer {
         Layer::Dense(d) => {
@@ -153,9 +160,31 @@ fn step_back(
                 if lo >= 0.0 {
                     out[i] = l;
                 } else if l > 0.0 {
-                    // relu(h) >= alpha h for alpha in {0, 1}: exact coefficients.
-                    if hi >= -lo {
-                        out[i] = l;
+                    match alpha.and_then(|a| a.get(i)).map(|a| a.clamp(0.0, 1.0)) {
+                        // relu(h) >= a h for any a in [0, 1]; the rounding of l * a is
+                        // absorbed like that of the upper slope below.
+                        Some(a) if a > 0.0 && a < 1.0 => {
+                            let c = l * a;
+                            out[i] = c;
+                            err = add_up(
+                                err,
+                                mul_up(
+                                    (c.abs() * (1.0 + 4.0 * crate::sound::U)).next_up() * gamma(1),
+                                    lo.abs().max(hi.abs()),
+                                ),
+                            );
+                        }
+                        Some(a) => {
+                            if a >= 1.0 {
+                                out[i] = l;
+                            }
+                        }
+                        // relu(h) >= alpha h for alpha in {0, 1}: exact coefficients.
+                        None => {
+                            if hi >= -lo {
+                                out[i] = l;
+                            }
+                        }
                     }
                 } else {
                     // relu(h) <= s (h - lo) with s >= hi / (hi - lo), rounded up.
@@ -189,7 +218,7 @@ fn back_to_input(
 ) -> LinearBound {
     let (mut lam, mut kappa) = (lam, kappa);
     for j in (0..from).rev() {
-        (lam, kappa) = step_back(&net.layers[j], &values[j], &scales[j], &lam, kappa);
+        (lam, kappa) = step_back(&net.layers[j], &values[j], &scales[j], &lam, kappa, None);
     }
     LinearBound {
         coef: lam,
@@ -224,6 +253,8 @@ impl Analysis {
             hi: hi.to_vec(),
         }];
         let mut scales = Vec::with_capacity(net.layers.len());
+        let n_in = lo.len();
+        let mut sens = vec![Vec::new(); net.layers.len() + 1];
         for (j, layer) in net.layers.iter().enumerate() {
             let v = &values[j];
             scales.push(match layer {
@@ -258,6 +289,7 @@ impl Analysis {
                             return Self {
                                 values,
                                 scales,
+                                sens,
                                 empty: true,
                             };
                         }
@@ -265,6 +297,9 @@ impl Analysis {
                     // Tighten the neurons a ReLU will have to relax; the first layer's interval is
                     // already the exact range of an affine map over a box.
                     let relu_next = matches!(net.layers.get(j + 1), Some(Layer::Relu));
+                    if relu_next && j == 0 {
+                        sens[1].clone_from(&d.weights);
+                    }
                     if relu_next && j > 0 {
                         let mut partial = values.clone();
                         partial.push(iv.clone());
@@ -274,8 +309,14 @@ impl Analysis {
                             }
                             let mut e = vec![0.0; d.rows];
                             e[i] = 1.0;
-                            let low = back_to_input(net, &partial, &scales, j + 1, e.clone(), 0.0)
-                                .min_over(lo, hi);
+                            let low_b =
+                                back_to_input(net, &partial, &scales, j + 1, e.clone(), 0.0);
+                            let low = low_b.min_over(lo, hi);
+                            let sj = &mut sens[j + 1];
+                            if sj.is_empty() {
+                                *sj = vec![0.0; d.rows * n_in];
+                            }
+                            sj[i * n_in..(i + 1) * n_in].copy_from_slice(&low_b.coef);
                             e[i] = -1.0;
                             let up = -back_to_input(net, &partial, &scales, j + 1, e, 0.0)
                                 .min_over(lo, hi);
@@ -291,6 +332,7 @@ impl Analysis {
                         return Self {
                             values,
                             scales,
+                            sens,
                             empty: true,
                         };
                     }
@@ -302,6 +344,7 @@ impl Analysis {
         Self {
             values,
             scales,
+            sens,
             empty: false,
         }
     }
@@ -321,6 +364,45 @@ impl Analysis {
             coef.to_vec(),
             0.0,
         )
+    }
+
+    /// As [`Analysis::lower_bound`], with the lower slopes of the unstable ReLUs given:
+    /// `alphas[j]` holds one slope per neuron of the ReLU at `net.layers[j]` (empty for other
+    /// layers or to keep the adaptive choice). Sound for any slopes (clamped to `[0, 1]`).
+    pub fn lower_bound_alpha(
+        &self,
+        net: &Network,
+        coef: &[f64],
+        alphas: &[Vec<f64>],
+    ) -> LinearBound {
+        self.lower_bound_alpha_from(net, net.layers.len(), coef, alphas)
+    }
+
+    /// As [`Analysis::lower_bound_alpha`], for `coef . values[from]` (`from` = number of
+    /// layers to push back through; `net.layers.len()` is the output).
+    pub fn lower_bound_alpha_from(
+        &self,
+        net: &Network,
+        from: usize,
+        coef: &[f64],
+        alphas: &[Vec<f64>],
+    ) -> LinearBound {
+        let (mut lam, mut kappa) = (coef.to_vec(), 0.0);
+        for j in (0..from.min(net.layers.len())).rev() {
+            let a = alphas.get(j).filter(|a| !a.is_empty()).map(Vec::as_slice);
+            (lam, kappa) = step_back(
+                &net.layers[j],
+                &self.values[j],
+                &self.scales[j],
+                &lam,
+                kappa,
+                a,
+            );
+        }
+        LinearBound {
+            coef: lam,
+            constant: kappa,
+        }
     }
 
     /// A linear lower bound, over the input box, of `sign * values[layer][neuron]` (a
@@ -361,7 +443,36 @@ impl Analysis {
                 &self.scales[j],
                 &lam,
                 kappa,
+                None,
             );
+        }
+        out
+    }
+
+    /// Per input, its share of the looseness of the bound of `coef . y`: each unstable ReLU's
+    /// [`Analysis::relu_scores`] score spread over the inputs in proportion to
+    /// `|a_d| (hi_d - lo_d)`, where `a` holds the input coefficients of the neuron's linear
+    /// bound (what shrinks its interval when the input's side is halved). A heuristic for
+    /// choosing the input to split; all zero when nothing is known.
+    pub fn input_responsibility(&self, net: &Network, coef: &[f64]) -> Vec<f64> {
+        let (lo, hi) = (&self.values[0].lo, &self.values[0].hi);
+        let n = lo.len();
+        let mut out = vec![0.0; n];
+        for (layer, neuron, score) in self.relu_scores(net, coef) {
+            let Some(a) = self
+                .sens
+                .get(layer)
+                .and_then(|s| s.get(neuron * n..(neuron + 1) * n))
+            else {
+                continue;
+            };
+            let parts: Vec<f64> = (0..n).map(|d| a[d].abs() * (hi[d] - lo[d])).collect();
+            let total: f64 = parts.iter().sum();
+            if total > 0.0 && total.is_finite() {
+                for (o, p) in out.iter_mut().zip(&parts) {
+                    *o += score * p / total;
+                }
+            }
         }
         out
     }
@@ -395,4 +506,37 @@ pub fn concrete_lower_from(analysis: &Analysis, linear: &LinearBound, coef: &[f6
     // The interval bound may be better when the relaxation is loose.
     let out = analysis.output();
     linear.min_over(lo, hi).max(box_min(coef, &out.lo, &out.hi))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::network::Dense;
+
+    #[test]
+    fn responsibility_goes_to_the_input_the_unstable_neurons_depend_on() {
+        // Hidden neurons depend on x0 only (x1 has a zero weight everywhere), both unstable
+        // on the box; the output mixes them with opposite signs so both are scored.
+        let d1 = Dense::new(2, 2, vec![1.0, 0.0, -2.0, 0.0], vec![0.1, 0.2]).unwrap();
+        let d2 = Dense::new(2, 2, vec![1.0, 1.0, -1.0, 0.5], vec![0.0, 0.3]).unwrap();
+        let d3 = Dense::new(1, 2, vec![1.0, -1.0], vec![0.0]).unwrap();
+        let net = Network::new(
+            2,
+            vec![
+                Layer::Dense(d1),
+                Layer::Relu,
+                Layer::Dense(d2),
+                Layer::Relu,
+                Layer::Dense(d3),
+            ],
+            None,
+        )
+        .unwrap();
+        let a = Analysis::run(&net, &[-1.0, -5.0], &[1.0, 5.0]);
+        assert!(a.unstable(&net) > 0);
+        let r = a.input_responsibility(&net, &[1.0]);
+        assert!(r[0] > 0.0, "{r:?}");
+        assert_eq!(r[1], 0.0, "{r:?}");
+    }
 }

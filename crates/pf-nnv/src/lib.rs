@@ -2,10 +2,12 @@
 //! (NNet, ONNX), reads a property (VNN-LIB subset, Marabou property text) describing an unsafe
 //! input/output region, and decides whether any input in the region reaches it. Bounds are sound
 //! under floating-point rounding (outward-rounded interval and back-substituted linear
-//! relaxations, LP infeasibility certified by a re-checked dual), the search is a parallel
+//! relaxations, an optimised joint bound of the output constraints re-evaluated soundly, LP
+//! infeasibility certified by a re-checked dual), the search is a parallel
 //! best-first branch and bound over input splits and ReLU phase splits, and every `sat` answer
 //! carries a counterexample re-evaluated on the network before it is reported.
 
+pub mod alpha;
 pub mod bounds;
 pub mod error;
 pub mod falsify;

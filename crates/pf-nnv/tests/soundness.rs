@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use pf_nnv::alpha::{Params, joint_bound, joint_margin, optimise};
 use pf_nnv::bounds::{Analysis, PhaseSplit, concrete_lower};
 use pf_nnv::property::vnnlib::parse_vnnlib;
 use pf_nnv::{Dense, Layer, Network, Options, Verdict, check};
@@ -204,5 +205,43 @@ proptest! {
                 }
             }
         }
+    }
+
+    #[test]
+    fn optimised_joint_bound_holds_at_sampled_points((net, lo, hi) in net_strategy(), l0 in 0.0f64..1.0, t in -1.0f64..1.0, iters in 0usize..30, seed in any::<u64>()) {
+        // Rows y0 - y1 <= t and -y0 <= 0.5, optimised from multipliers (l0, 1 - l0): wherever a
+        // sampled point satisfies both rows, the sound joint bound must not exceed its threshold;
+        // everywhere, w . y stays above the linear bound.
+        let a = Analysis::run(&net, &lo, &hi);
+        let coefs = vec![vec![1.0, -1.0], vec![-1.0, 0.0]];
+        let rhs = [t, 0.5];
+        let mut p = Params::initial(&net, &a, vec![l0, 1.0 - l0]);
+        optimise(&net, &a, &coefs, &rhs, &mut p, iters);
+        let (lb, threshold, w) = joint_bound(&net, &a, &coefs, &rhs, &p);
+        let (_, _, margin) = joint_margin(&net, &a, &coefs, &rhs, &p);
+        for x in points(&lo, &hi, 200, seed) {
+            let y = net.eval(&x);
+            let g = w[0] * y[0] + w[1] * y[1];
+            let l: f64 = lb.coef.iter().zip(&x).map(|(c, v)| c * v).sum::<f64>() + lb.constant;
+            prop_assert!(g + slack(g) >= l, "w.y={} < linear bound {}", g, l);
+            let inside = y[0] - y[1] <= t && -y[0] <= 0.5;
+            prop_assert!(!(inside && margin > 0.0), "closed, but {:?} satisfies both rows", x);
+            if inside {
+                prop_assert!(g <= threshold + slack(threshold));
+            }
+        }
+    }
+
+    #[test]
+    fn split_rules_agree((net, lo, hi) in net_strategy(), seed in any::<u64>(), delta in -0.05f64..0.05) {
+        // Threshold near the sampled maximum: the widest-side rule without the joint bound
+        // (the previous search) and the default (joint bound, responsibility rule) agree.
+        let top = points(&lo, &hi, 300, seed ^ 0x5eed).iter().map(|x| { let y = net.eval(x); y[0] - y[1] }).fold(f64::NEG_INFINITY, f64::max);
+        let prop = parse_vnnlib(&two_constraint_property(&net, &lo, &hi, top + delta)).unwrap();
+        let base = Options { timeout: std::time::Duration::from_secs(20), threads: 2, samples: 0, ..Options::default() };
+        let old = check(&net, &prop, &Options { split_rule: 0, alpha_iters: 0, pick_joint: false, ..base.clone() }).unwrap();
+        let new = check(&net, &prop, &base).unwrap();
+        let kind = |v: &Verdict| match v { Verdict::Sat { .. } => "sat", Verdict::Unsat => "unsat", Verdict::Unknown { .. } => "unknown" };
+        prop_assert_eq!(kind(&old.verdict), kind(&new.verdict));
     }
 }

@@ -3,9 +3,13 @@
 //! (exit code 1). `--smoke` runs a few easy instances with a short timeout, for CI.
 //!
 //! Usage: `pf-nnv-bench [--data DIR] [--timeout S] [--threads N] [--smoke] [--only a,b,...]
-//! [--filter TEXT] [--csv OUT] [--lookahead] [--phase W] [--unstable U]` where `--only` takes `net:prop` pairs such as `1_1:2`, and
-//! `--phase W` sets `Options::phase_split_below` (0 = input splits only) and `--unstable U`
-//! `Options::phase_split_unstable`.
+//! [--filter TEXT] [--csv OUT] [options]` where `--only` takes `net:prop` pairs such as `1_1:2`.
+//! Search options: `--lookahead`; `--phase W` sets `Options::phase_split_below` (0 = input
+//! splits only), `--unstable U` `Options::phase_split_unstable`; `--alpha N` / `--alpha-warm N`
+//! `Options::alpha_iters` / `Options::alpha_iters_warm` (`--alpha 0` disables the optimised
+//! joint bound); `--split R` `Options::split_rule`; `--pick-rows` clears
+//! `Options::pick_joint`; `--tighten N` / `--tighten-unstable U` `Options::tighten_iters` /
+//! `Options::tighten_unstable`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -26,6 +30,12 @@ struct Args {
     lookahead: bool,
     phase: Option<f64>,
     unstable: Option<usize>,
+    alpha: Option<usize>,
+    alpha_warm: Option<usize>,
+    tighten: Option<usize>,
+    tighten_unstable: Option<usize>,
+    pick_rows: bool,
+    split_rule: Option<u8>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -42,6 +52,12 @@ fn parse_args() -> Result<Args, String> {
         lookahead: false,
         phase: None,
         unstable: None,
+        alpha: None,
+        alpha_warm: None,
+        tighten: None,
+        tighten_unstable: None,
+        pick_rows: false,
+        split_rule: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,6 +70,20 @@ fn parse_args() -> Result<Args, String> {
             "--lookahead" => a.lookahead = true,
             "--unstable" => {
                 a.unstable = Some(val()?.parse().map_err(|e| format!("--unstable: {e}"))?)
+            }
+            "--alpha" => a.alpha = Some(val()?.parse().map_err(|e| format!("--alpha: {e}"))?),
+            "--alpha-warm" => {
+                a.alpha_warm = Some(val()?.parse().map_err(|e| format!("--alpha-warm: {e}"))?)
+            }
+            "--pick-rows" => a.pick_rows = true,
+            "--split" => a.split_rule = Some(val()?.parse().map_err(|e| format!("--split: {e}"))?),
+            "--tighten" => a.tighten = Some(val()?.parse().map_err(|e| format!("--tighten: {e}"))?),
+            "--tighten-unstable" => {
+                a.tighten_unstable = Some(
+                    val()?
+                        .parse()
+                        .map_err(|e| format!("--tighten-unstable: {e}"))?,
+                )
             }
             "--phase" => a.phase = Some(val()?.parse().map_err(|e| format!("--phase: {e}"))?),
             "--only" => a.only = Some(val()?.split(',').map(str::to_string).collect()),
@@ -121,8 +151,8 @@ fn main() -> ExitCode {
     let (mut solved, mut wrong, mut total, mut count) = (0usize, 0usize, 0.0f64, 0usize);
     let mut times = Vec::new();
     println!(
-        "{:<8} {:<8} {:<8} {:>9} {:>10} {:>8}",
-        "instance", "verdict", "expected", "seconds", "nodes", "phase"
+        "{:<8} {:<8} {:<8} {:>9} {:>10} {:>8} {:>8}",
+        "instance", "verdict", "expected", "seconds", "nodes", "phase", "closed%"
     );
     for line in instances.lines() {
         let f: Vec<&str> = line.split(',').collect();
@@ -161,6 +191,12 @@ fn main() -> ExitCode {
         let opts = Options {
             phase_split_below: args.phase.unwrap_or(opts.phase_split_below),
             phase_split_unstable: args.unstable.unwrap_or(opts.phase_split_unstable),
+            alpha_iters: args.alpha.unwrap_or(opts.alpha_iters),
+            alpha_iters_warm: args.alpha_warm.unwrap_or(opts.alpha_iters_warm),
+            tighten_iters: args.tighten.unwrap_or(opts.tighten_iters),
+            pick_joint: opts.pick_joint && !args.pick_rows,
+            split_rule: args.split_rule.unwrap_or(opts.split_rule),
+            tighten_unstable: args.tighten_unstable.unwrap_or(opts.tighten_unstable),
             ..opts
         };
         let outcome = match check(&net, &prop, &opts) {
@@ -188,8 +224,10 @@ fn main() -> ExitCode {
             }
         }
         println!(
-            "{name:<8} {verdict:<8} {exp:<8} {secs:>9.3} {:>10} {:>8}",
-            outcome.stats.nodes, outcome.stats.phase_splits
+            "{name:<8} {verdict:<8} {exp:<8} {secs:>9.3} {:>10} {:>8} {:>8.3}",
+            outcome.stats.nodes,
+            outcome.stats.phase_splits,
+            100.0 * outcome.stats.closed_share
         );
         if let Some(f) = out.as_mut() {
             let _ = writeln!(

@@ -8,19 +8,20 @@
 //! with outward rounding, certify it (so the simplex's own rounding can never close a node
 //! wrongly; see [`crate::lpcert`]). It yields `sat` when a candidate point (box centre, LP
 //! optimum, minimising corner, samples) re-evaluated on the network lies in the unsafe region.
-//! Otherwise it is split in two: along the widest input the bounds depend on while the box is
-//! large, on the highest-scoring unstable ReLU once it is small; children reuse the parent's
-//! bounds (intersected).
+//! It is also closed when the case's optimised joint bound is positive (see [`crate::alpha`]).
+//! Otherwise it is split in two: along the input most responsible for the relaxation's
+//! looseness while the box is large, on the highest-scoring unstable ReLU once it is small;
+//! children reuse the parent's bounds (intersected). One node's processing lives in `node`.
+
+mod node;
 
 use std::collections::BinaryHeap;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::bounds::{Analysis, PhaseSplit, concrete_lower, concrete_lower_from};
-use crate::lpcert::{LpVerdict, solve};
 use crate::network::Network;
-use crate::phase;
-use crate::property::{Case, Property};
+use crate::property::Property;
+use node::{Node, NodeResult, Target, process, try_point};
 
 /// Most worker threads a check starts, whatever the options say.
 pub const MAX_THREADS: usize = 64;
@@ -30,6 +31,21 @@ pub const DEFAULT_PHASE_SPLIT_BELOW: f64 = 1.0 / 128.0;
 
 /// Default of [`Options::phase_split_unstable`].
 pub const DEFAULT_PHASE_SPLIT_UNSTABLE: usize = 16;
+
+/// Default of [`Options::alpha_iters`].
+pub const DEFAULT_ALPHA_ITERS: usize = 20;
+
+/// Default of [`Options::alpha_iters_warm`].
+pub const DEFAULT_ALPHA_ITERS_WARM: usize = 5;
+
+/// Default of [`Options::split_rule`]: input responsibility (see BENCHMARKS.md).
+pub const DEFAULT_SPLIT_RULE: u8 = 2;
+
+/// Default of [`Options::descend_depth`].
+pub const DEFAULT_DESCEND_DEPTH: u32 = 6;
+
+/// Rounds of the per-node descent (see [`Options::descend_depth`]).
+pub(crate) const DESCEND_ROUNDS: usize = 20;
 
 /// Search limits.
 #[derive(Debug, Clone)]
@@ -51,6 +67,25 @@ pub struct Options {
     /// Also split on ReLU phases when at most this many ReLUs are unstable on the node (few
     /// phases left to enumerate, each leaf's LP exact once all are fixed).
     pub phase_split_unstable: usize,
+    /// Steps of slope/multiplier optimisation of a case's joint bound (see [`crate::alpha`]) on
+    /// a node without inherited parameters (0 disables the joint bound).
+    pub alpha_iters: usize,
+    /// Steps on a node that starts from its parent's optimised parameters.
+    pub alpha_iters_warm: usize,
+    /// Steps of slope optimisation per intermediate bound when tightening a node's unstable
+    /// ReLUs ([`crate::alpha::tighten`]); 0 disables it.
+    pub tighten_iters: usize,
+    /// Tighten only nodes with at most this many unstable ReLUs (the cost grows with them).
+    pub tighten_unstable: usize,
+    /// Score phase splits on the joint bound's combination instead of summing over the rows.
+    pub pick_joint: bool,
+    /// Nodes shallower than this also run a short descent on the true violation margin from
+    /// their LP point (a counterexample search; 0 disables it).
+    pub descend_depth: u32,
+    /// Input split rule: 0 the widest input the bounds depend on; 1 ReluVal's smear of the
+    /// joint bound (coefficient times width); 2 the input most responsible for the unstable
+    /// ReLUs' looseness ([`Analysis::input_responsibility`] summed over the scored rows).
+    pub split_rule: u8,
 }
 
 impl Default for Options {
@@ -63,6 +98,13 @@ impl Default for Options {
             lookahead: false,
             phase_split_below: DEFAULT_PHASE_SPLIT_BELOW,
             phase_split_unstable: DEFAULT_PHASE_SPLIT_UNSTABLE,
+            alpha_iters: DEFAULT_ALPHA_ITERS,
+            alpha_iters_warm: DEFAULT_ALPHA_ITERS_WARM,
+            tighten_iters: 0,
+            tighten_unstable: 0,
+            pick_joint: true,
+            split_rule: DEFAULT_SPLIT_RULE,
+            descend_depth: DEFAULT_DESCEND_DEPTH,
         }
     }
 }
@@ -112,6 +154,9 @@ pub struct Statistics {
     pub max_depth: u32,
     /// Most open nodes at once.
     pub max_open: usize,
+    /// Progress indicator: share of the search closed, counting each node as its box's share
+    /// of its case's box (cases weighted equally), halved per phase split.
+    pub closed_share: f64,
     /// Wall-clock time.
     pub elapsed: Duration,
 }
@@ -123,244 +168,6 @@ pub struct Outcome {
     pub verdict: Verdict,
     /// How it was reached.
     pub stats: Statistics,
-}
-
-#[derive(Debug, Clone)]
-struct Node {
-    case: usize,
-    lo: Vec<f64>,
-    hi: Vec<f64>,
-    /// Lower bound of the violation margin from the parent: smaller first.
-    priority: f64,
-    depth: u32,
-    /// Bounds computed for the parent box, still valid on this sub-box (or, when `ready`,
-    /// already computed for this very box by the parent's look-ahead).
-    parent: Option<Arc<Analysis>>,
-    ready: bool,
-    /// ReLU phase assumptions: the node's sub-domain is the box where all of them hold.
-    splits: Vec<PhaseSplit>,
-}
-
-impl PartialEq for Node {
-    fn eq(&self, o: &Self) -> bool {
-        self.priority.total_cmp(&o.priority).is_eq()
-    }
-}
-impl Eq for Node {}
-impl PartialOrd for Node {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Node {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        // BinaryHeap is a max-heap: invert so the smallest margin pops first.
-        o.priority.total_cmp(&self.priority)
-    }
-}
-
-enum NodeResult {
-    Closed { certified: bool, lp: bool },
-    Found(Counterexample, bool),
-    Split([Node; 2], bool),
-    Stuck(String),
-}
-
-/// A case with output coefficients padded to the network's outputs.
-struct Target<'a> {
-    case: &'a Case,
-    coefs: Vec<Vec<f64>>,
-}
-
-/// Evaluate a point and return it as a counterexample when it lies in the case.
-fn try_point(net: &Network, t: &Target<'_>, idx: usize, x: Vec<f64>) -> Option<Counterexample> {
-    let y = net.eval(&x);
-    t.case.contains(&x, &y).then_some(Counterexample {
-        input: x,
-        output: y,
-        case: idx,
-    })
-}
-
-fn process(net: &Network, t: &Target<'_>, node: &Node, opts: &Options) -> NodeResult {
-    let lookahead = opts.lookahead;
-    let (lo, hi) = (&node.lo, &node.hi);
-    let analysis: Arc<Analysis> = match (&node.parent, node.ready) {
-        (Some(a), true) => a.clone(),
-        (p, _) => Arc::new(Analysis::run_split(net, lo, hi, p.as_deref(), &node.splits)),
-    };
-    if analysis.empty {
-        return NodeResult::Closed {
-            certified: false,
-            lp: false,
-        };
-    }
-    let k = t.coefs.len();
-    let mut linear = Vec::with_capacity(k);
-    let mut margins = Vec::with_capacity(k);
-    for (c, oc) in t.coefs.iter().zip(&t.case.outputs) {
-        let lb = analysis.lower_bound(net, c);
-        let m = concrete_lower_from(&analysis, &lb, c) - oc.rhs;
-        // Refuted: coef . y > rhs everywhere on the box (>= suffices for strict constraints).
-        if m > 0.0 || (oc.strict && m >= 0.0) {
-            return NodeResult::Closed {
-                certified: false,
-                lp: false,
-            };
-        }
-        linear.push(lb);
-        margins.push(m);
-    }
-    let centre: Vec<f64> = lo.iter().zip(hi).map(|(a, b)| a + (b - a) / 2.0).collect();
-    if let Some(cex) = try_point(net, t, node.case, centre) {
-        return NodeResult::Found(cex, false);
-    }
-    let n = lo.len();
-    let mut priority = margins.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut used_lp = false;
-    let phase_rows = phase::split_rows(net, &analysis, &node.splits);
-    if phase_rows.iter().any(|(_, _, m)| *m > 0.0) {
-        // A phase assumption fails everywhere on the box: the sub-domain is empty.
-        return NodeResult::Closed {
-            certified: false,
-            lp: false,
-        };
-    }
-    if k == 1 && phase_rows.is_empty() {
-        let corner: Vec<f64> = (0..n)
-            .map(|i| {
-                if linear[0].coef[i] >= 0.0 {
-                    lo[i]
-                } else {
-                    hi[i]
-                }
-            })
-            .collect();
-        if let Some(cex) = try_point(net, t, node.case, corner) {
-            return NodeResult::Found(cex, false);
-        }
-    } else if k >= 1 {
-        used_lp = true;
-        let mut rhs: Vec<f64> = t.case.outputs.iter().map(|o| o.rhs).collect();
-        for (g, d, m) in phase_rows {
-            linear.push(g);
-            rhs.push(d);
-            margins.push(m);
-        }
-        match solve(&linear, &rhs, &margins, lo, hi) {
-            LpVerdict::Closed => {
-                return NodeResult::Closed {
-                    certified: true,
-                    lp: true,
-                };
-            }
-            LpVerdict::Open { x, excess } => {
-                if let Some(cex) = try_point(net, t, node.case, x) {
-                    return NodeResult::Found(cex, true);
-                }
-                priority = excess;
-            }
-            LpVerdict::Failed => {}
-        }
-    } else {
-        return NodeResult::Stuck(
-            "case has no output constraint but its box centre failed the re-check".into(),
-        );
-    }
-    let phase_child = |neuron| {
-        phase::branch(&node.splits, neuron).map(|splits| Node {
-            case: node.case,
-            lo: lo.clone(),
-            hi: hi.clone(),
-            priority,
-            depth: node.depth + 1,
-            parent: Some(analysis.clone()),
-            ready: false,
-            splits,
-        })
-    };
-    let small = phase::relative_width(lo, hi, &t.case.lower, &t.case.upper)
-        <= opts.phase_split_below
-        || analysis.unstable(net) <= opts.phase_split_unstable;
-    if small && let Some(neuron) = phase::pick(net, &analysis, &t.coefs) {
-        return NodeResult::Split(phase_child(neuron), used_lp);
-    }
-    // Split the widest input among those the bounds depend on. (Measured on ACAS Xu, this
-    // beats ReluVal's smear heuristic, coefficient times width, by an order of magnitude in
-    // boxes: tighter relaxations come from shrinking the box evenly.)
-    let influences = |i: usize| linear.iter().any(|l| l.coef[i] != 0.0);
-    let width = |i: usize| hi[i] - lo[i];
-    let d = (0..n)
-        .filter(|&i| influences(i))
-        .max_by(|&a, &b| width(a).total_cmp(&width(b)))
-        .or_else(|| (0..n).max_by(|&a, &b| width(a).total_cmp(&width(b))))
-        .unwrap_or(0);
-    // Look-ahead: when the smear heuristic (ReluVal: coefficient times width) disagrees with
-    // the widest input, analyse both splits and keep the one whose weaker half is closer to
-    // being closed; the chosen halves' analyses are handed to the children.
-    let smear = |i: usize| linear.iter().map(|l| l.coef[i].abs()).sum::<f64>() * width(i);
-    let s_dim = (0..n)
-        .max_by(|&a, &b| smear(a).total_cmp(&smear(b)))
-        .unwrap_or(d);
-    let halves = |dim: usize| -> Option<[(Vec<f64>, Vec<f64>); 2]> {
-        let mid = lo[dim] + (hi[dim] - lo[dim]) / 2.0;
-        if !(mid > lo[dim] && mid < hi[dim]) {
-            return None;
-        }
-        let (mut lhi, mut rlo) = (hi.clone(), lo.clone());
-        lhi[dim] = mid;
-        rlo[dim] = mid;
-        Some([(lo.clone(), lhi), (rlo, hi.clone())])
-    };
-    let progress = |a: &Analysis| {
-        t.coefs
-            .iter()
-            .zip(&t.case.outputs)
-            .map(|(c, oc)| concrete_lower(net, a, c) - oc.rhs)
-            .fold(f64::NEG_INFINITY, f64::max)
-    };
-    let look = |dim: usize| {
-        halves(dim).map(|hs| {
-            let [a, b] = hs.map(|(l, h)| {
-                (
-                    Arc::new(Analysis::run_within(net, &l, &h, Some(&analysis))),
-                    l,
-                    h,
-                )
-            });
-            (progress(&a.0).min(progress(&b.0)), [a, b])
-        })
-    };
-    let chosen = if lookahead && s_dim != d {
-        match (look(d), look(s_dim)) {
-            (Some(x), Some(y)) => Some(if y.0 > x.0 { y.1 } else { x.1 }),
-            (Some(x), None) => Some(x.1),
-            (None, Some(y)) => Some(y.1),
-            (None, None) => None,
-        }
-    } else {
-        halves(d).map(|hs| hs.map(|(l, h)| (analysis.clone(), l, h)))
-    };
-    let Some(children) = chosen else {
-        if let Some(neuron) = phase::pick(net, &analysis, &t.coefs) {
-            return NodeResult::Split(phase_child(neuron), used_lp);
-        }
-        return NodeResult::Stuck(format!(
-            "input box reached floating-point resolution on X_{d}"
-        ));
-    };
-    let ready = lookahead && s_dim != d;
-    let children = children.map(|(a, l, h)| Node {
-        case: node.case,
-        lo: l,
-        hi: h,
-        priority,
-        depth: node.depth + 1,
-        parent: Some(a),
-        ready,
-        splits: node.splits.clone(),
-    });
-    NodeResult::Split(children, used_lp)
 }
 
 struct Shared {
@@ -434,6 +241,7 @@ pub fn check(net: &Network, prop: &Property, opts: &Options) -> Result<Outcome, 
             parent: None,
             ready: false,
             splits: Vec::new(),
+            params: None,
         })
         .collect();
     let shared = Mutex::new(Shared {
@@ -451,6 +259,7 @@ pub fn check(net: &Network, prop: &Property, opts: &Options) -> Result<Outcome, 
         }
     });
     let shared = shared.into_inner().unwrap_or_else(|p| p.into_inner());
+
     let mut stats = shared.stats;
     stats.elapsed = start.elapsed();
     let verdict = match shared.result {
@@ -521,6 +330,19 @@ fn worker(
         match outcome {
             NodeResult::Closed { certified, lp } => {
                 s.stats.closed += 1;
+                let t = &targets[node.case];
+                let share: f64 = (0..node.lo.len())
+                    .map(|i| {
+                        let w = t.case.upper[i] - t.case.lower[i];
+                        if w > 0.0 {
+                            (node.hi[i] - node.lo[i]) / w
+                        } else {
+                            1.0
+                        }
+                    })
+                    .product();
+                s.stats.closed_share +=
+                    share * 0.5f64.powi(node.splits.len().min(1000) as i32) / targets.len() as f64;
                 s.stats.certificates += u64::from(certified);
                 s.stats.lp_solves += u64::from(lp);
             }
