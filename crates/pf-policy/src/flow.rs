@@ -2,10 +2,11 @@
 //! later arguments.
 //!
 //! A string argument carries a label when (1) a labelled value or a token of one (at least
-//! `min_token_len` bytes) occurs inside it, (2) it (at least `min_token_len` bytes) occurs inside
-//! a labelled value, or (3) it is shorter than `min_token_len` and equals a whole token or a whole
-//! labelled value (short identifiers such as a file id `13`; a date `2024-05-13` is one token, so
-//! its `13` does not count). Matching is ASCII case-insensitive. With `unless: [user_request]`, a
+//! `min_token_len` bytes, and not a plain word of letters only) occurs inside it, (2) it (at
+//! least `min_token_len` bytes) occurs inside a labelled value, or (3) it is shorter than
+//! `min_token_len` and equals a whole labelled value or a quoted token of one (short identifiers
+//! such as a file id written `'13'`; a date `2024-05-13` is one token, and an unquoted `11.` of a
+//! numbered list does not count). Matching is ASCII case-insensitive. With `unless: [user_request]`, a
 //! match is cleared when the matched text also occurs in one of the user's requests (for (3): is
 //! a whole token of one). With `unless: [user_named_source]` (and the rule's principals from the
 //! user), values recorded from the output of a call the user named do not count.
@@ -36,6 +37,45 @@ pub fn tokens(text: &str) -> impl Iterator<Item = &str> {
     text.split(|c: char| c.is_whitespace() || TOKEN_SEPARATORS.contains(&c))
         .map(|t| t.trim_end_matches(TOKEN_TRAILERS))
         .filter(|t| !t.is_empty())
+}
+
+/// Quote characters: a short token between two of the same counts as a written value (`'13'`).
+pub const QUOTES: &[char] = &['\'', '"', '`'];
+
+/// Tokens of a text with, for each, whether it stands between two identical quote characters.
+pub fn tokens_quoted(text: &str) -> Vec<(&str, bool)> {
+    let is_sep = |c: char| c.is_whitespace() || TOKEN_SEPARATORS.contains(&c);
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut before: Option<char> = None;
+    let mut prev: Option<char> = None;
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
+        if is_sep(c) || i == text.len() {
+            if let Some(s) = start.take() {
+                let t = text[s..i].trim_end_matches(TOKEN_TRAILERS);
+                let after = (i < text.len()).then_some(c);
+                let quoted = before.is_some_and(|b| QUOTES.contains(&b) && after == Some(b));
+                if !t.is_empty() {
+                    out.push((t, quoted));
+                }
+            }
+        } else if start.is_none() {
+            start = Some(i);
+            before = prev;
+        }
+        prev = Some(c);
+    }
+    out
+}
+
+/// Whether a token is a plain word (letters only). A plain word from untrusted text does not
+/// label a longer argument it occurs in (a name `mitchell` inside `john.mitchell@gmail.com`);
+/// identifiers (with digits or punctuation: addresses, IBANs, URLs) and phrases do.
+pub fn is_plain_word(t: &str) -> bool {
+    t.chars().all(char::is_alphabetic)
 }
 
 /// The single token a text consists of, if it is one token (what rule (3) compares).
@@ -144,10 +184,12 @@ impl FlowStore {
         }
         self.bytes += text.len();
         let lower = text.to_ascii_lowercase();
-        for t in tokens(&lower) {
+        for (t, quoted) in tokens_quoted(&lower) {
             if t.len() >= min_len {
-                self.add_pattern(t, labels, named);
-            } else {
+                if !is_plain_word(t) {
+                    self.add_pattern(t, labels, named);
+                }
+            } else if quoted {
                 self.short
                     .entry(t.to_string())
                     .or_default()
@@ -159,6 +201,8 @@ impl FlowStore {
                 .entry(lower.clone())
                 .or_default()
                 .add(labels, named);
+        } else if is_plain_word(&lower) {
+            // Found by rule (2) when the argument is this word; not a pattern (see above).
         } else if lower.len() <= MAX_WHOLE_PATTERN {
             self.add_pattern(&lower, labels, named);
         } else if let Some(&i) = self.long_index.get(&lower) {
@@ -243,7 +287,7 @@ impl FlowStore {
     }
 
     fn is_empty(&self) -> bool {
-        self.patterns.is_empty() && self.short.is_empty() && self.long_values.is_empty()
+        self.haystacks.is_empty() && self.short.is_empty()
     }
 
     /// Whether `text` occurs in one of the user's requests.
@@ -413,8 +457,8 @@ mod tests {
         assert_eq!(s.taint("thy", UNTRUSTED, false, false, 5), 0);
         assert_eq!(
             s.taint("the", UNTRUSTED, false, false, 5),
-            UNTRUSTED,
-            "a whole token"
+            0,
+            "an unquoted short word"
         );
         assert_eq!(
             s.taint("GB82WEST12345698765432", UNTRUSTED | PII, false, false, 5),
@@ -493,6 +537,7 @@ mod tests {
             "inside a time"
         );
         assert_eq!(s.taint("1", UNTRUSTED, false, false, 5), 0);
+        assert_eq!(s.taint("ID", UNTRUSTED, false, false, 5), 0, "not quoted");
         assert!(s.record_user("the report of 2024-05-13", 1 << 20));
         assert_eq!(
             s.taint("13", UNTRUSTED, true, false, 5),
@@ -501,6 +546,53 @@ mod tests {
         );
         assert!(s.record_user("delete file 13", 1 << 20));
         assert_eq!(s.taint("13", UNTRUSTED, true, false, 5), 0);
+    }
+
+    #[test]
+    fn plain_words_do_not_label_longer_arguments_but_identifiers_do() {
+        let mut s = FlowStore::default();
+        s.record(
+            "Attendees: John Mitchell. 11. Serve at www.evil.example",
+            UNTRUSTED,
+            false,
+            5,
+            1 << 20,
+        );
+        s.prepare();
+        assert_eq!(
+            s.taint("john.mitchell@gmail.com", UNTRUSTED, false, false, 5),
+            0
+        );
+        assert_eq!(
+            s.taint("mitchell", UNTRUSTED, false, false, 5),
+            UNTRUSTED,
+            "rule (2)"
+        );
+        assert_eq!(
+            s.taint("https://www.evil.example/?q=1", UNTRUSTED, false, false, 5),
+            UNTRUSTED
+        );
+        assert_eq!(
+            s.taint("11", UNTRUSTED, false, false, 5),
+            0,
+            "a list number"
+        );
+    }
+
+    #[test]
+    fn tokens_know_their_quotes() {
+        assert_eq!(
+            tokens_quoted("id '13'. and \"x\" or `y' z"),
+            [
+                ("id", false),
+                ("13", true),
+                ("and", false),
+                ("x", true),
+                ("or", false),
+                ("y", false),
+                ("z", false)
+            ]
+        );
     }
 
     #[test]
@@ -553,7 +645,7 @@ mod tests {
             PII
         );
         assert!(!s.matcher_broken());
-        s.record("pending", PII, false, 5, 1 << 20);
+        s.record("pending-1", PII, false, 5, 1 << 20);
         assert!(s.matcher_broken(), "unsealed values fail closed");
     }
 

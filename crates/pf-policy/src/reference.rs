@@ -510,19 +510,28 @@ impl<'s> Reference<'s> {
             if !labels.iter().any(|l| tags.contains(l)) {
                 continue;
             }
+            let plain = |p: &str| p.chars().all(char::is_alphabetic);
             let mut pieces = simple_tokens(text);
             pieces.push(text.clone());
             for piece in &pieces {
-                if piece.len() >= min && s.contains(piece.as_str()) && !trusted(piece) {
+                if piece.len() >= min
+                    && !plain(piece)
+                    && s.contains(piece.as_str())
+                    && !trusted(piece)
+                {
                     return true;
                 }
+            }
+            let mut short: Vec<String> = quoted_tokens(text);
+            if text.len() < min {
+                short.push(text.clone());
             }
             if s.len() >= min && text.contains(s.as_str()) && !trusted(&s) {
                 return true;
             }
             if s.len() < min {
                 for key in &keys {
-                    if pieces.iter().any(|p| p.len() < min && p == key) && !trusted_short(key) {
+                    if short.iter().any(|p| p.len() < min && p == key) && !trusted_short(key) {
                         return true;
                     }
                 }
@@ -617,6 +626,34 @@ fn collect_strings(v: &Value, out: &mut Vec<String>) {
         Value::Object(m) => m.values().for_each(|x| collect_strings(x, out)),
         _ => {}
     }
+}
+
+/// Tokens that stand between two identical quote characters.
+fn quoted_tokens(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let sep = |c: char| c.is_whitespace() || crate::flow::TOKEN_SEPARATORS.contains(&c);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if sep(chars[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && !sep(chars[i]) {
+            i += 1;
+        }
+        let before = start.checked_sub(1).map(|j| chars[j]);
+        let after = chars.get(i).copied();
+        let raw: String = chars[start..i].iter().collect();
+        let t = raw.trim_end_matches(crate::flow::TOKEN_TRAILERS);
+        if !t.is_empty()
+            && before.is_some_and(|b| crate::flow::QUOTES.contains(&b) && after == Some(b))
+        {
+            out.push(t.to_string());
+        }
+    }
+    out
 }
 
 /// Splits on whitespace and separator characters, then trims sentence punctuation at the end.
