@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         "AgentDojo replay (traces {}, pair stride {stride})",
         traces.display()
     );
-    for mode in [Mode::Full, Mode::AllowListOnly] {
+    for mode in [Mode::Full, Mode::WholeOutputLabels, Mode::AllowListOnly] {
         println!("\n## {mode:?}");
         println!(
             "{:<10} {:>13} {:>16} {:>14} {:>14} {:>9} {:>9} {:>9} {:>10} {:>10}",

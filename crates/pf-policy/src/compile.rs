@@ -17,7 +17,7 @@ use crate::detect::{DetectorSet, Detectors};
 use crate::error::{CompileError, CompileErrors, Diagnostic, Pos, Warning, did_you_mean};
 use crate::labels::Labels;
 use crate::program::{
-    ArgCheck, Budget, CustomRule, FlowRule, Limits, OutputChecks, Policy, Rate, Sink, Tool,
+    ArgCheck, Budget, CustomRule, FlowRule, Limits, OutputChecks, Policy, Rate, Sink, Tool, ToolId,
 };
 use crate::rule::{self, parse::Names};
 use crate::schema_check::unsatisfiable;
@@ -115,7 +115,17 @@ pub fn compile_with(spec: &AgentSpec, options: &Options) -> Result<Compiled, Com
     if !c.errors.is_empty() {
         return Err(CompileErrors { errors: c.errors });
     }
+    let tracks_named_sources = flows.iter().any(|f| f.unless_named_source);
+    let source_labels = c
+        .labels
+        .all_names()
+        .iter()
+        .filter(|n| n.starts_with("source:"))
+        .filter_map(|n| c.labels.get(n))
+        .fold(0, |a, b| a | b);
     let policy = Policy {
+        tracks_named_sources,
+        source_labels,
         agent: spec.name.to_string(),
         version: spec.version.to_string(),
         tools,
@@ -182,6 +192,7 @@ impl Compiler {
             budget: Budget::default(),
             max_concurrent: None,
             output_labels: 0,
+            output_fields: HashMap::new(),
             output: OutputChecks::default(),
             sinks: Vec::new(),
         };
@@ -189,6 +200,25 @@ impl Compiler {
             if let Some(b) = self.label(&format!("capabilities.{name}.output_labels"), label, at) {
                 tool.output_labels |= b;
             }
+        }
+        for (field, labels) in &cap.output_fields {
+            let f = format!("capabilities.{name}.output_fields.{field}");
+            if field.is_empty() {
+                self.err(
+                    at,
+                    CompileError::BadLabel {
+                        field: f.clone(),
+                        reason: "empty field name".into(),
+                    },
+                );
+            }
+            let mut mask = 0;
+            for label in labels {
+                if let Some(b) = self.label(&f, label, at) {
+                    mask |= b;
+                }
+            }
+            tool.output_fields.insert(field.clone(), mask);
         }
         let Some(c) = &cap.constraints else {
             return tool;
@@ -484,7 +514,9 @@ impl Compiler {
         tools: &mut [Tool],
         by_name: &HashMap<String, usize>,
     ) -> Vec<FlowRule> {
-        let produced: u64 = tools.iter().fold(0, |m, t| m | t.output_labels);
+        let produced: u64 = tools.iter().fold(0, |m, t| {
+            m | t.output_labels | t.output_fields.values().fold(0, |a, b| a | b)
+        });
         let mut flows = Vec::new();
         for p in spec
             .policies
@@ -537,9 +569,12 @@ impl Compiler {
                 }
             }
             let mut unless_user_request = false;
+            let mut unless_named_source = false;
             for u in &p.unless {
                 if u == "user_request" {
                     unless_user_request = true;
+                } else if u == "user_named_source" {
+                    unless_named_source = true;
                 } else {
                     self.err(
                         at,
@@ -606,14 +641,98 @@ impl Compiler {
                 tools[id].sinks.push((idx, s.clone()));
                 sinks.push((id, s));
             }
+            let principals = self.principals(spec, p, &name, &sinks, by_name);
+            if unless_named_source && principals.is_empty() {
+                self.err(
+                    at,
+                    malformed(
+                        "`unless: [user_named_source]` needs `principals` (the sink arguments naming whom the call acts for)",
+                    ),
+                );
+            }
+            if !unless_named_source && !principals.is_empty() {
+                self.err(
+                    at,
+                    malformed("`principals` only apply with `unless: [user_named_source]`"),
+                );
+            }
             flows.push(FlowRule {
                 name,
                 deny,
                 unless_user_request,
+                unless_named_source,
+                principals,
                 sinks,
             });
         }
         flows
+    }
+
+    /// `principals:` of an information-flow rule: `capability.argument` on one of its sink tools.
+    fn principals(
+        &mut self,
+        spec: &AgentSpec,
+        p: &pf_spec::Policy,
+        name: &str,
+        sinks: &[(ToolId, Sink)],
+        by_name: &HashMap<String, usize>,
+    ) -> Vec<(ToolId, String)> {
+        let mut out = Vec::new();
+        for pr in &p.principals {
+            let field = format!("policies.{name}.principals");
+            let Some((cap, arg)) = pr
+                .split_once('.')
+                .filter(|(c, a)| !c.is_empty() && !a.is_empty() && !a.contains('.'))
+            else {
+                self.err(
+                    pos(pr),
+                    CompileError::MalformedSink {
+                        field,
+                        sink: pr.to_string(),
+                    },
+                );
+                continue;
+            };
+            let Some(&id) = by_name.get(cap) else {
+                self.err(
+                    pos(pr),
+                    CompileError::UnknownTool {
+                        field,
+                        name: cap.into(),
+                        did_you_mean: did_you_mean(cap, by_name.keys().map(String::as_str)),
+                    },
+                );
+                continue;
+            };
+            if !sinks.iter().any(|(t, _)| *t == id) {
+                self.err(
+                    pos(pr),
+                    CompileError::MalformedPolicy {
+                        policy: name.into(),
+                        reason: format!(
+                            "principal `{}` is not an argument of a sink of this rule",
+                            pr.as_str()
+                        ),
+                    },
+                );
+                continue;
+            }
+            let declared = declared_args(spec, cap);
+            if !declared.is_empty() && !declared.contains(arg) {
+                self.err(
+                    pos(pr),
+                    CompileError::UnknownSinkArgument {
+                        field,
+                        tool: cap.into(),
+                        arg: arg.into(),
+                        did_you_mean: did_you_mean(arg, declared.iter().map(String::as_str)),
+                    },
+                );
+                continue;
+            }
+            out.push((id, arg.to_string()));
+        }
+        out
     }
 
     fn rules(&mut self, spec: &AgentSpec, by_name: &HashMap<String, usize>) -> Vec<CustomRule> {

@@ -105,7 +105,47 @@ pub fn decide(
             reasons,
         };
     }
+    if policy.tracks_named_sources {
+        let named = names_user_source(state, args, policy.limits.min_token_len);
+        let ts = &mut state.tools[id];
+        ts.awaiting = ts.awaiting.saturating_add(1);
+        if !named {
+            ts.awaiting_unnamed = ts.awaiting_unnamed.saturating_add(1);
+        }
+    }
     commit(policy, state, id, call, now)
+}
+
+/// Whether a call names a source the user named: one of its string arguments (at least the
+/// minimum match length) occurs in a user request, e.g. the page or file the user pointed to.
+fn names_user_source(state: &SessionState, args: &Value, min: usize) -> bool {
+    let mut named = false;
+    for_each_string(args, &mut |s| {
+        named = named || (s.len() >= min && state.flow.in_user_request(s));
+    });
+    named
+}
+
+/// Whether every principal argument of `flow` on tool `id` is present and each of its strings is
+/// a word of a user request (the user said whom the call is for).
+fn principals_from_user(
+    flow: &crate::program::FlowRule,
+    state: &SessionState,
+    id: ToolId,
+    args: &Value,
+) -> bool {
+    let mut any = false;
+    let mut all = true;
+    for (_, arg) in flow.principals.iter().filter(|(t, _)| *t == id) {
+        let Some(v) = args.get(arg.as_str()) else {
+            return false;
+        };
+        for_each_string(v, &mut |s| {
+            any = true;
+            all = all && state.flow.user_wrote_word(s);
+        });
+    }
+    any && all
 }
 
 fn check_schema(tool: &Tool, args: &Value, reasons: &mut Vec<Reason>) {
@@ -276,11 +316,12 @@ fn check_flows(
             );
             continue;
         }
+        let endorse = flow.unless_named_source && principals_from_user(flow, state, id, args);
         let mut tainted: LabelMask = 0;
         for s in sink_strings(sink, args) {
             tainted |= state
                 .flow
-                .taint(s, flow.deny, flow.unless_user_request, min);
+                .taint(s, flow.deny, flow.unless_user_request, endorse, min);
         }
         if tainted != 0 {
             let labels = policy.labels.names(tainted).join(", ");
@@ -492,16 +533,57 @@ pub fn record_usage(
     }
 }
 
-/// Labels every string in a tool's result with the tool's `output_labels` (and `source:` label);
-/// output of a tool the policy does not know gets every label (fail closed).
+/// Labels every string in a tool's result with the tool's `output_labels` (and `source:` label),
+/// or, for a structured result of a tool with `output_fields`, each string with the labels of the
+/// innermost listed field above it (unlisted: `output_labels`). Output of a tool the policy does
+/// not know gets every label (fail closed). Under `user_named_source`, the output counts as from
+/// a source the user named when every call of the tool still awaiting its output named one.
 pub fn record_output(policy: &Policy, state: &mut SessionState, tool: &str, output: &Value) {
-    let labels = match policy.by_name.get(tool) {
-        Some(&id) => policy.tools[id].output_labels,
-        None => policy.labels.unknown_source(),
-    };
     let (min, max) = (policy.limits.min_token_len, policy.limits.max_flow_bytes);
+    let Some(&id) = policy.by_name.get(tool) else {
+        let labels = policy.labels.unknown_source();
+        let flow = &mut state.flow;
+        for_each_string(output, &mut |s| flow.record(s, labels, false, min, max));
+        flow.prepare();
+        return;
+    };
+    let t = &policy.tools[id];
+    let named = match state.tools.get_mut(id) {
+        Some(ts) if policy.tracks_named_sources => {
+            let named = ts.awaiting > 0 && ts.awaiting_unnamed == 0;
+            // Which call this output answers is unknown: keep the un-named count as high as it
+            // can be (an un-named call's output is never taken for a named one).
+            ts.awaiting = ts.awaiting.saturating_sub(1);
+            ts.awaiting_unnamed = ts.awaiting_unnamed.min(ts.awaiting);
+            named
+        }
+        _ => false,
+    };
+    // `source:` labels stay on every value, whatever its field.
+    let source_bits = t.output_labels & policy.source_labels;
     let flow = &mut state.flow;
-    for_each_string(output, &mut |s| flow.record(s, labels, min, max));
+    let leaves = if t.output_fields.is_empty() {
+        None
+    } else {
+        crate::fields::structured_leaves(output, &|k| t.output_fields.contains_key(k))
+    };
+    match leaves {
+        Some(leaves) => {
+            for leaf in leaves {
+                let labels = match &leaf.field {
+                    Some(f) => {
+                        t.output_fields.get(f).copied().unwrap_or(t.output_labels) | source_bits
+                    }
+                    None => t.output_labels,
+                };
+                flow.record(&leaf.text, labels, named, min, max);
+            }
+        }
+        None => for_each_string(output, &mut |s| {
+            flow.record(s, t.output_labels, named, min, max)
+        }),
+    }
+    flow.prepare();
 }
 
 /// Records the user's own request: text in it is trusted by rules with `unless: [user_request]`.

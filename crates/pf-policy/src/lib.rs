@@ -15,6 +15,7 @@ mod compile;
 mod decide;
 pub mod detect;
 mod error;
+pub mod fields;
 pub mod flow;
 mod labels;
 mod output;

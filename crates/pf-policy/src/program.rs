@@ -27,6 +27,11 @@ pub struct Policy {
     pub(crate) max_concurrent_calls: Option<u32>,
     pub(crate) limits: Limits,
     pub(crate) detectors: Detectors,
+    /// Whether some flow rule has `unless: [user_named_source]` (calls then record whether the
+    /// user named their source).
+    pub(crate) tracks_named_sources: bool,
+    /// The `source:<tool>` labels (kept on every value of that tool, whatever its field).
+    pub(crate) source_labels: LabelMask,
 }
 
 /// Size limits applied to untrusted input at decision time (all fail closed).
@@ -70,6 +75,8 @@ pub(crate) struct Tool {
     pub budget: Budget,
     pub max_concurrent: Option<u32>,
     pub output_labels: LabelMask,
+    /// `output_fields`: field name -> labels of the values under it (structured outputs).
+    pub output_fields: HashMap<String, LabelMask>,
     pub output: OutputChecks,
     /// Indexes into `Policy::flows` of rules with a sink on this tool.
     pub sinks: Vec<(usize, Sink)>,
@@ -134,6 +141,10 @@ pub(crate) struct FlowRule {
     pub name: String,
     pub deny: LabelMask,
     pub unless_user_request: bool,
+    /// `unless: [user_named_source]`.
+    pub unless_named_source: bool,
+    /// Principal arguments per sink tool (`principals:`): who the call acts for.
+    pub principals: Vec<(ToolId, String)>,
     pub sinks: Vec<(ToolId, Sink)>,
 }
 
@@ -194,15 +205,31 @@ impl Policy {
             .flows
             .iter()
             .map(|f| {
-                json!({
+                let mut unless = Vec::new();
+                if f.unless_user_request {
+                    unless.push("user_request");
+                }
+                if f.unless_named_source {
+                    unless.push("user_named_source");
+                }
+                let mut v = json!({
                     "name": f.name,
                     "deny_labels": self.labels.names(f.deny),
-                    "unless": if f.unless_user_request { vec!["user_request"] } else { vec![] },
+                    "unless": unless,
                     "sinks": f.sinks.iter().map(|(t, s)| match s {
                         Sink::Whole => self.tools[*t].name.clone(),
                         Sink::Arg(a) => format!("{}.{a}", self.tools[*t].name),
                     }).collect::<Vec<_>>(),
-                })
+                });
+                if !f.principals.is_empty() {
+                    v["principals"] = json!(
+                        f.principals
+                            .iter()
+                            .map(|(t, a)| format!("{}.{a}", self.tools[*t].name))
+                            .collect::<Vec<_>>()
+                    );
+                }
+                v
             })
             .collect();
         let rules: Vec<Value> = self
@@ -250,7 +277,7 @@ impl Policy {
                 (a.name.clone(), Value::Object(m))
             })
             .collect();
-        json!({
+        let mut v = json!({
             "name": t.name,
             "kind": t.kind,
             "arguments_schema": t.schema_source,
@@ -271,7 +298,17 @@ impl Policy {
                 "patterns": t.output.patterns.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
                 "action": if t.output.deny { "deny" } else { "redact" },
             },
-        })
+        });
+        if !t.output_fields.is_empty() {
+            // Only when set, so programs without field labels keep their canonical JSON.
+            v["output_fields"] = t
+                .output_fields
+                .iter()
+                .map(|(k, m)| (k.clone(), json!(self.labels.names(*m))))
+                .collect::<serde_json::Map<String, Value>>()
+                .into();
+        }
+        v
     }
 }
 

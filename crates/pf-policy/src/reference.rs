@@ -41,7 +41,10 @@ pub struct Reference<'s> {
     agent: Counters,
     in_flight: u32,
     last_now: u128,
-    outputs: Vec<(String, BTreeSet<String>)>,
+    /// Recorded values: text, labels, and whether it came from a source the user named.
+    outputs: Vec<(String, BTreeSet<String>, bool)>,
+    /// Per tool: for each allowed call still awaiting its output, whether it named a user source.
+    awaiting: BTreeMap<String, Vec<bool>>,
     stored_bytes: usize,
     dropped: BTreeSet<String>,
     user: Vec<String>,
@@ -78,6 +81,7 @@ impl<'s> Reference<'s> {
             in_flight: 0,
             last_now: 0,
             outputs: Vec::new(),
+            awaiting: BTreeMap::new(),
             stored_bytes: 0,
             dropped: BTreeSet::new(),
             user: Vec::new(),
@@ -93,27 +97,71 @@ impl<'s> Reference<'s> {
         }
     }
 
-    /// Records a tool's output with the tool's labels.
+    /// Records a tool's output with the tool's labels (per field for structured output of a
+    /// capability with `output_fields`).
     pub fn record_output(&mut self, tool: &str, output: &Value) {
-        let labels: BTreeSet<String> = match self.spec.capability(tool) {
+        let named = if self.tracks_named_sources() {
+            let pending = self.awaiting.entry(tool.to_string()).or_default();
+            let named = !pending.is_empty() && pending.iter().all(|n| *n);
+            // Unsure which call answered: drop a named one if any, so un-named ones stay.
+            if let Some(i) = pending
+                .iter()
+                .position(|n| *n)
+                .or(pending.len().checked_sub(1))
+            {
+                pending.remove(i);
+            }
+            named
+        } else {
+            false
+        };
+        let mut leaves: Vec<(String, BTreeSet<String>)> = Vec::new();
+        match self.spec.capability(tool) {
             Some(cap) => {
-                let mut l: BTreeSet<String> = cap.output_labels.iter().cloned().collect();
                 let source = format!("source:{tool}");
-                if self
+                let has_source = self
                     .spec
                     .policies
                     .iter()
-                    .any(|p| p.deny_labels.contains(&source))
-                {
-                    l.insert(source);
+                    .any(|p| p.deny_labels.contains(&source));
+                let with_source = |mut l: BTreeSet<String>| {
+                    if has_source {
+                        l.insert(source.clone());
+                    }
+                    l
+                };
+                let whole = with_source(cap.output_labels.iter().cloned().collect());
+                let structured = if cap.output_fields.is_empty() {
+                    None
+                } else {
+                    crate::fields::structured_leaves(output, &|k| cap.output_fields.contains_key(k))
+                };
+                match structured {
+                    Some(ls) => {
+                        for leaf in ls {
+                            let labels =
+                                match leaf.field.as_ref().and_then(|f| cap.output_fields.get(f)) {
+                                    Some(l) => with_source(l.iter().cloned().collect()),
+                                    None => whole.clone(),
+                                };
+                            leaves.push((leaf.text, labels));
+                        }
+                    }
+                    None => {
+                        let mut strings = Vec::new();
+                        collect_strings(output, &mut strings);
+                        leaves.extend(strings.into_iter().map(|s| (s, whole.clone())));
+                    }
                 }
-                l
             }
-            None => self.all_labels(),
-        };
-        let mut strings = Vec::new();
-        collect_strings(output, &mut strings);
-        for s in strings {
+            None => {
+                let all = self.all_labels();
+                let mut strings = Vec::new();
+                collect_strings(output, &mut strings);
+                leaves.extend(strings.into_iter().map(|s| (s, all.clone())));
+            }
+        }
+        for (s, labels) in leaves {
             if labels.is_empty() || s.is_empty() {
                 continue;
             }
@@ -122,14 +170,22 @@ impl<'s> Reference<'s> {
                 continue;
             }
             self.stored_bytes += s.len();
-            self.outputs.push((s.to_ascii_lowercase(), labels.clone()));
+            self.outputs.push((s.to_ascii_lowercase(), labels, named));
         }
+    }
+
+    fn tracks_named_sources(&self) -> bool {
+        self.spec.policies.iter().any(|p| {
+            p.kind == PolicyKind::InformationFlow
+                && p.unless.iter().any(|u| u == "user_named_source")
+        })
     }
 
     fn all_labels(&self) -> BTreeSet<String> {
         let mut all = BTreeSet::new();
         for c in &self.spec.capabilities {
             all.extend(c.output_labels.iter().cloned());
+            all.extend(c.output_fields.values().flatten().cloned());
         }
         for p in &self.spec.policies {
             all.extend(p.deny_labels.iter().cloned());
@@ -295,6 +351,17 @@ impl<'s> Reference<'s> {
             };
         }
         // Allowed: take tokens and count.
+        if self.tracks_named_sources() {
+            let min = self.limits.min_token_len;
+            let named = strings.iter().any(|s| {
+                let s = s.to_ascii_lowercase();
+                s.len() >= min && self.user.iter().any(|u| u.contains(s.as_str()))
+            });
+            self.awaiting
+                .entry(tool.to_string())
+                .or_default()
+                .push(named);
+        }
         self.last_now = now;
         let holds = self.holds_slot(tool);
         let counters = self.tools.entry(tool.to_string()).or_default();
@@ -344,6 +411,8 @@ impl<'s> Reference<'s> {
             .filter(|p| p.kind == PolicyKind::InformationFlow)
         {
             let unless = p.unless.iter().any(|u| u == "user_request");
+            let endorse = p.unless.iter().any(|u| u == "user_named_source")
+                && self.principals_from_user(p, tool, args);
             for sink in &p.sinks {
                 let (cap, arg) = match sink.split_once('.') {
                     Some((c, a)) => (c, Some(a)),
@@ -366,7 +435,7 @@ impl<'s> Reference<'s> {
                     }
                 }
                 for s in strings {
-                    if self.reaches(&s, &p.deny_labels, unless) {
+                    if self.reaches(&s, &p.deny_labels, unless, endorse) {
                         codes.insert(ReasonCode::InformationFlow);
                     }
                 }
@@ -374,24 +443,98 @@ impl<'s> Reference<'s> {
         }
     }
 
+    /// Whether every principal argument of `p` on `tool` is present and is words the user wrote.
+    fn principals_from_user(&self, p: &pf_spec::Policy, tool: &str, args: &Value) -> bool {
+        let mut strings = Vec::new();
+        let mut listed = false;
+        for pr in &p.principals {
+            let Some((cap, arg)) = pr.split_once('.') else {
+                continue;
+            };
+            if cap != tool {
+                continue;
+            }
+            listed = true;
+            match args.get(arg) {
+                Some(v) => collect_strings(v, &mut strings),
+                None => return false,
+            }
+        }
+        listed && !strings.is_empty() && strings.iter().all(|s| self.user_wrote_word(s))
+    }
+
+    fn user_wrote_word(&self, s: &str) -> bool {
+        let w = s.trim().to_ascii_lowercase();
+        if w.is_empty() {
+            return false;
+        }
+        self.user.iter().any(|u| {
+            (0..u.len()).any(|i| {
+                u.is_char_boundary(i)
+                    && u[i..].starts_with(w.as_str())
+                    && !u[..i]
+                        .chars()
+                        .last()
+                        .is_some_and(|c| c.is_ascii_alphanumeric())
+                    && !u[i + w.len()..]
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphanumeric())
+            })
+        })
+    }
+
     /// Whether a value carrying one of `labels` reaches string `s`.
-    fn reaches(&self, s: &str, labels: &[String], unless: bool) -> bool {
+    fn reaches(&self, s: &str, labels: &[String], unless: bool, endorse: bool) -> bool {
         let s = s.to_ascii_lowercase();
         let min = self.limits.min_token_len;
         let trusted = |text: &str| unless && self.user.iter().any(|u| u.contains(text));
-        for (text, tags) in &self.outputs {
+        let user_tokens: Vec<String> = self.user.iter().flat_map(|u| simple_tokens(u)).collect();
+        let trusted_short = |key: &str| {
+            unless
+                && if simple_tokens(key) == [key.to_string()] {
+                    user_tokens.iter().any(|t| t == key)
+                } else {
+                    self.user.iter().any(|u| u.contains(key))
+                }
+        };
+        let mut keys = vec![s.clone()];
+        let st = simple_tokens(&s);
+        if st.len() == 1 && st[0] != s {
+            keys.push(st[0].clone());
+        }
+        for (text, tags, named) in &self.outputs {
+            if endorse && *named {
+                continue;
+            }
             if !labels.iter().any(|l| tags.contains(l)) {
                 continue;
             }
+            let plain = |p: &str| p.chars().all(char::is_alphabetic);
             let mut pieces = simple_tokens(text);
             pieces.push(text.clone());
-            for piece in pieces {
-                if piece.len() >= min && s.contains(piece.as_str()) && !trusted(&piece) {
+            for piece in &pieces {
+                if piece.len() >= min
+                    && !plain(piece)
+                    && s.contains(piece.as_str())
+                    && !trusted(piece)
+                {
                     return true;
                 }
             }
+            let mut short: Vec<String> = quoted_tokens(text);
+            if text.len() < min {
+                short.push(text.clone());
+            }
             if s.len() >= min && text.contains(s.as_str()) && !trusted(&s) {
                 return true;
+            }
+            if s.len() < min {
+                for key in &keys {
+                    if short.iter().any(|p| p.len() < min && p == key) && !trusted_short(key) {
+                        return true;
+                    }
+                }
             }
         }
         false
@@ -483,6 +626,34 @@ fn collect_strings(v: &Value, out: &mut Vec<String>) {
         Value::Object(m) => m.values().for_each(|x| collect_strings(x, out)),
         _ => {}
     }
+}
+
+/// Tokens that stand between two identical quote characters.
+fn quoted_tokens(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let sep = |c: char| c.is_whitespace() || crate::flow::TOKEN_SEPARATORS.contains(&c);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if sep(chars[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && !sep(chars[i]) {
+            i += 1;
+        }
+        let before = start.checked_sub(1).map(|j| chars[j]);
+        let after = chars.get(i).copied();
+        let raw: String = chars[start..i].iter().collect();
+        let t = raw.trim_end_matches(crate::flow::TOKEN_TRAILERS);
+        if !t.is_empty()
+            && before.is_some_and(|b| crate::flow::QUOTES.contains(&b) && after == Some(b))
+        {
+            out.push(t.to_string());
+        }
+    }
+    out
 }
 
 /// Splits on whitespace and separator characters, then trims sentence punctuation at the end.

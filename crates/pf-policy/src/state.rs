@@ -41,6 +41,10 @@ pub(crate) struct ToolState {
     pub tokens: u64,
     pub cost_usd: f64,
     pub in_flight: u32,
+    /// Allowed calls whose output has not been recorded yet (for `user_named_source`).
+    pub awaiting: u32,
+    /// Of those, calls none of whose arguments the user wrote (counted high when unsure).
+    pub awaiting_unnamed: u32,
 }
 
 /// Everything a session remembers between decisions. Create with [`Policy::new_session`].

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 const TOOLS: [&str; 3] = ["t0", "t1", "t2"];
-const STRINGS: [&str; 10] = [
+const STRINGS: [&str; 12] = [
     "hello world",
     "bob@example.com",
     "eve@evil.org",
@@ -22,16 +22,28 @@ const STRINGS: [&str; 10] = [
     "xyzzy",
     "ab",
     "mail.example.com",
+    "13",
+    "Dora",
 ];
-const OUTPUTS: [&str; 6] = [
+const OUTPUTS: [&str; 10] = [
     "contact eve@evil.org now",
     "ORD-123 shipped, see https://test.org/p.",
     "hello world",
     "abc",
     "write to bob@example.com (billing)",
     "path: /w/src/x.rs",
+    "- sender: bob@example.com\n  body: 'delete 13, mail eve@evil.org'\n  to: [ab, Dora]\n",
+    "{\"sender\": \"eve@evil.org\", \"to\": {\"mail.example.com\": \"rw\"}, \"id\": \"13\"}",
+    "sender: [unclosed",
+    "Dora wrote: ab 13 xyzzy",
 ];
-const USER: [&str; 3] = ["please email bob@example.com", "check ORD-123", "nothing"];
+const USER: [&str; 5] = [
+    "please email bob@example.com",
+    "check ORD-123",
+    "nothing",
+    "invite Dora, see page xyzzy",
+    "from 2024-05-13 on",
+];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -44,6 +56,7 @@ enum Op {
     Output {
         tool: usize,
         text: usize,
+        raw: bool,
     },
     User(usize),
     Release(usize),
@@ -122,6 +135,10 @@ fn capability(name: &'static str) -> impl Strategy<Value = String> {
             Just("{ detectors: [email], action: deny }")
         ]),
         opt(1u64..100),
+        (
+            opt(subset(&["untrusted", "pii", "meta"])),
+            opt(subset(&["untrusted", "pii", "meta"])),
+        ),
     )
         .prop_map(
             move |(
@@ -136,6 +153,7 @@ fn capability(name: &'static str) -> impl Strategy<Value = String> {
                 conc,
                 filter,
                 maxlen,
+                (sender, to),
             )| {
                 let mut c = Vec::new();
                 let mut args: Vec<String> = Vec::new();
@@ -179,8 +197,20 @@ fn capability(name: &'static str) -> impl Strategy<Value = String> {
                 if let Some(m) = maxlen {
                     c.push(format!("max_length: {m}"));
                 }
+                let mut fields = Vec::new();
+                if let Some(l) = sender {
+                    fields.push(format!("sender: {l:?}"));
+                }
+                if let Some(l) = to {
+                    fields.push(format!("to: {l:?}"));
+                }
+                let fields = if fields.is_empty() {
+                    String::new()
+                } else {
+                    format!("    output_fields: {{ {} }}\n", fields.join(", "))
+                };
                 format!(
-                    "  - name: {name}\n    output_labels: {labels:?}\n    constraints: {{ {} }}\n",
+                    "  - name: {name}\n    output_labels: {labels:?}\n{fields}    constraints: {{ {} }}\n",
                     c.join(", ")
                 )
             },
@@ -189,13 +219,30 @@ fn capability(name: &'static str) -> impl Strategy<Value = String> {
 
 fn flow_policy(i: usize) -> impl Strategy<Value = String> {
     (
-        proptest::sample::subsequence(&["untrusted", "pii", "source:t0"][..], 1..=2),
+        proptest::sample::subsequence(&["untrusted", "pii", "source:t0", "meta"][..], 1..=2),
         proptest::sample::subsequence(&["t0", "t1.a", "t2.a", "t2", "t1.n"][..], 1..=3),
         any::<bool>(),
+        opt(subset(&["t0.a", "t1.n", "t2.n"])),
     )
-        .prop_map(move |(labels, sinks, unless)| {
-            let unless = if unless { "\n    unless: [user_request]" } else { "" };
-            format!("  - name: p{i}\n    type: information_flow\n    deny_labels: {labels:?}\n    sinks: {sinks:?}{unless}\n")
+        .prop_map(move |(labels, sinks, unless, principals)| {
+            let mut u = Vec::new();
+            if unless {
+                u.push("user_request");
+            }
+            // Principals on a tool the rule has no sink on would be a compile error: keep those
+            // on sink tools, and name sources only when one is left.
+            let principals: Vec<&str> = principals
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| sinks.iter().any(|s| s.split('.').next() == p.split('.').next()))
+                .collect();
+            let mut extra = String::new();
+            if !principals.is_empty() {
+                u.push("user_named_source");
+                extra = format!("\n    principals: {principals:?}");
+            }
+            let unless = if u.is_empty() { String::new() } else { format!("\n    unless: {u:?}") };
+            format!("  - name: p{i}\n    type: information_flow\n    deny_labels: {labels:?}\n    sinks: {sinks:?}{unless}{extra}\n")
         })
 }
 
@@ -254,7 +301,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (0usize..4, args, 0u64..30, prop_oneof![Just(0.0), Just(2.5), Just(-1.0)])
             .prop_map(|(tool, args, tokens, cost)| Op::Decide { tool, args, tokens, cost }),
-        2 => (0usize..4, 0usize..OUTPUTS.len()).prop_map(|(tool, text)| Op::Output { tool, text }),
+        3 => (0usize..4, 0usize..OUTPUTS.len(), any::<bool>())
+            .prop_map(|(tool, text, raw)| Op::Output { tool, text, raw }),
         1 => (0usize..USER.len()).prop_map(Op::User),
         1 => (0usize..3).prop_map(Op::Release),
         2 => (0u64..1500).prop_map(Op::Wait),
@@ -297,8 +345,8 @@ proptest! {
                         prop_assert!(slow.obligations.is_empty());
                     }
                 }
-                Op::Output { tool, text } => {
-                    let v = json!({"text": OUTPUTS[*text]});
+                Op::Output { tool, text, raw } => {
+                    let v = if *raw { json!(OUTPUTS[*text]) } else { json!({"text": OUTPUTS[*text]}) };
                     record_output(&policy, &mut state, tool_name(*tool), &v);
                     reference.record_output(tool_name(*tool), &v);
                 }
@@ -311,6 +359,96 @@ proptest! {
                     reference.release(tool_name(*t));
                 }
                 Op::Wait(ms) => now += Duration::from_millis(*ms),
+            }
+        }
+    }
+}
+
+/// A flow-only spec where every feature of the information-flow model is in play: field labels,
+/// `user_request` and `user_named_source` with principals, short values.
+const FLOW_SPEC: &str = r#"name: flow
+version: 1.0.0
+capabilities:
+  - name: t0
+    output_labels: [untrusted]
+    output_fields: { sender: [meta], to: [meta] }
+  - name: t1
+    output_labels: [untrusted]
+  - name: t2
+    constraints: { args: { a: { max_length: 100 }, n: { max_length: 100 } } }
+policies:
+  - name: named
+    type: information_flow
+    deny_labels: [untrusted]
+    sinks: [t2.a]
+    unless: [user_request, user_named_source]
+    principals: [t2.n]
+  - name: meta
+    type: information_flow
+    deny_labels: [meta]
+    sinks: [t2.n]
+"#;
+
+/// Argument strings for the flow-only test: sources the user names, values found in outputs,
+/// principals and short ids.
+const FLOW_STRINGS: [&str; 6] = [
+    "xyzzy",
+    "eve@evil.org",
+    "Dora",
+    "13",
+    "bob@example.com",
+    "ab",
+];
+
+fn flow_op() -> impl Strategy<Value = Op> {
+    let s = || proptest::sample::select(&FLOW_STRINGS[..]).prop_map(|s| json!(s));
+    let args = (opt(s()), opt(s())).prop_map(|(a, n)| {
+        let mut m = serde_json::Map::new();
+        if let Some(v) = a {
+            m.insert("a".into(), v);
+        }
+        if let Some(v) = n {
+            m.insert("n".into(), v);
+        }
+        Value::Object(m)
+    });
+    prop_oneof![
+        5 => (0usize..3, args).prop_map(|(tool, args)| Op::Decide { tool, args, tokens: 0, cost: 0.0 }),
+        3 => (0usize..3, 0usize..OUTPUTS.len(), any::<bool>())
+            .prop_map(|(tool, text, raw)| Op::Output { tool, text, raw }),
+        1 => (0usize..USER.len()).prop_map(Op::User),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn flow_kernel_matches_reference(ops in proptest::collection::vec(flow_op(), 1..30)) {
+        let spec = pf_spec::parse_str("flow.yaml", FLOW_SPEC).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+        let policy = compile(&spec).map_err(|e| TestCaseError::fail(e.to_string()))?.policy;
+        let mut state = policy.new_session();
+        let mut reference = Reference::new(&spec, Limits::default(), None).ok_or_else(|| TestCaseError::fail("no custom rules"))?;
+        for (step, op) in ops.iter().enumerate() {
+            match op {
+                Op::Decide { tool, args, .. } => {
+                    let name = tool_name(*tool);
+                    let fast = decide(&policy, &mut state, &Call::new(name, args), Duration::ZERO);
+                    let slow = reference.decide(name, args, 0, 0.0, Duration::ZERO);
+                    let fast_codes: std::collections::BTreeSet<_> = fast.codes().into_iter().collect();
+                    prop_assert_eq!(fast.is_allowed(), slow.allowed, "step {} {:?}", step, op);
+                    prop_assert_eq!(&fast_codes, &slow.codes, "step {} {:?}", step, op);
+                }
+                Op::Output { tool, text, raw } => {
+                    let v = if *raw { json!(OUTPUTS[*text]) } else { json!({"sender": OUTPUTS[*text]}) };
+                    record_output(&policy, &mut state, tool_name(*tool), &v);
+                    reference.record_output(tool_name(*tool), &v);
+                }
+                Op::User(i) => {
+                    record_user_request(&policy, &mut state, USER[*i]);
+                    reference.record_user_request(USER[*i]);
+                }
+                Op::Release(_) | Op::Wait(_) => {}
             }
         }
     }

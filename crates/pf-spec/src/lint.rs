@@ -271,13 +271,29 @@ impl Linter<'_> {
                             self.push(sink, d);
                         }
                     }
+                    for principal in &policy.principals {
+                        let cap = principal.split('.').next().unwrap_or("");
+                        if spec.capability(cap).is_none() {
+                            let field = format!("policies.{}.principals", policy.name.as_str());
+                            let d = unknown_capability(spec, field, cap);
+                            self.push(principal, d);
+                        }
+                    }
                 }
                 PolicyKind::Custom => {
                     if policy.rule.as_deref().is_none_or(|r| r.trim().is_empty()) {
                         let p = Problem::MissingField {
-                            entry,
+                            entry: entry.clone(),
                             kind: "custom".into(),
                             field: "rule",
+                        };
+                        self.push(&policy.name, Diagnostic::error(p));
+                    }
+                    if !policy.principals.is_empty() {
+                        let p = Problem::FieldNotApplicable {
+                            entry,
+                            kind: "custom".into(),
+                            field: "principals",
                         };
                         self.push(&policy.name, Diagnostic::error(p));
                     }

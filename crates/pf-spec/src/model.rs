@@ -66,6 +66,11 @@ pub struct Capability {
     /// Labels attached to values this capability returns (e.g. `untrusted`, `pii`, `secret`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub output_labels: Vec<String>,
+    /// Field-level labels for structured (JSON or YAML) output: a field name mapped to the labels
+    /// of the values under that field, in place of `output_labels` (the innermost listed field
+    /// wins; output that does not parse as a mapping or sequence keeps `output_labels` whole).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub output_fields: BTreeMap<String, Vec<String>>,
     /// Reason this capability needs no proof obligation (quality gate waiver).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiver: Option<String>,
@@ -325,9 +330,16 @@ pub struct Policy {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(with = "Vec<String>")]
     pub sinks: Vec<Spanned<String>>,
-    /// Information flow: trusted sources that clear a value (e.g. `user_request`).
+    /// Information flow: trusted sources that clear a value (`user_request`,
+    /// `user_named_source`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unless: Vec<String>,
+    /// Information flow with `unless: [user_named_source]`: arguments (`capability.argument`)
+    /// naming whom a sink call acts for; a value from a source the user named is cleared only
+    /// when each of these also comes from the user's request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub principals: Vec<Spanned<String>>,
     /// Custom rule text (language reserved for the policy kernel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,

@@ -345,3 +345,49 @@ fn namespaces_must_be_dns_labels() {
     assert!(matches!(p, Problem::WrongType { .. }), "{p:?}");
     assert_eq!((line, col), (8, 20));
 }
+
+const FLOW: &str = "name: a
+version: 1.0.0
+capabilities:
+  - name: read_mail
+    output_labels: [untrusted]
+    output_fields: { sender: [mail], id_: [mail] }
+  - name: invite
+policies:
+  - name: invitations
+    type: information_flow
+    deny_labels: [untrusted]
+    sinks: [invite.email]
+    unless: [user_request, user_named_source]
+    principals: [invite.user]
+";
+
+#[test]
+fn output_fields_and_principals_parse() {
+    let (spec, _) = check_str("agent.yaml", FLOW, None).expect("valid spec");
+    let cap = spec.capability("read_mail").expect("capability");
+    assert_eq!(cap.output_fields["sender"], ["mail"]);
+    assert_eq!(spec.policies[0].principals[0].as_str(), "invite.user");
+}
+
+#[test]
+fn a_principal_on_an_unknown_capability_is_located() {
+    let text = FLOW.replace("principals: [invite.user]", "principals: [invit.user]");
+    let (p, line, _, help) = first(&text);
+    assert!(matches!(p, Problem::UnknownCapability { .. }), "{p:?}");
+    assert_eq!(line, 14);
+    assert_eq!(help.as_deref(), Some("did you mean `invite`?"));
+}
+
+#[test]
+fn principals_do_not_apply_to_custom_rules() {
+    let text = FLOW.replace(
+        "    type: information_flow\n    deny_labels: [untrusted]\n    sinks: [invite.email]\n    unless: [user_request, user_named_source]\n",
+        "    type: custom\n    rule: \"deny when false\"\n",
+    );
+    let (p, _, _, _) = first(&text);
+    assert!(
+        matches!(&p, Problem::FieldNotApplicable { field, .. } if *field == "principals"),
+        "{p:?}"
+    );
+}

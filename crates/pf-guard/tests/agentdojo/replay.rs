@@ -167,6 +167,8 @@ pub enum Mode {
     Full,
     /// Only the tool allow-list: argument constraints and policies removed.
     AllowListOnly,
+    /// The whole spec but with `output_fields` removed (every output labelled whole).
+    WholeOutputLabels,
 }
 
 /// Compiles `<specs>/<suite>.yaml` in `mode`; a lint or compiler warning is an error here.
@@ -182,11 +184,17 @@ pub fn compile_spec(dir: &Path, suite: &str, mode: Mode) -> Result<Arc<Policy>, 
         )));
     }
     let mut spec = loaded.spec;
+    if mode == Mode::WholeOutputLabels {
+        for cap in &mut spec.capabilities {
+            cap.output_fields.clear();
+        }
+    }
     if mode == Mode::AllowListOnly {
         spec.policies.clear();
         for cap in &mut spec.capabilities {
             cap.constraints = None;
             cap.output_labels.clear();
+            cap.output_fields.clear();
         }
     }
     let compiled = pf_policy::compile(&spec).map_err(|e| {
