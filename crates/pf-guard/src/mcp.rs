@@ -51,18 +51,17 @@ impl<E: Enforcer> McpSession<E> {
 
     /// Routes a message the client sent.
     pub fn from_client(&mut self, msg: Message) -> Route {
-        match &msg {
-            Message::Request { id, method, params } if method == "tools/call" => {
-                self.tool_call(id, params, &msg)
+        if let Message::Request { id, method, params } = &msg {
+            let refusal = match method.as_str() {
+                "tools/call" => self.tool_call(id, params),
+                "tools/list" => self.track(id, Pending::ToolsList),
+                _ => None,
+            };
+            if let Some(refusal) = refusal {
+                return refusal;
             }
-            Message::Request { id, method, .. } if method == "tools/list" => {
-                if let Some(refusal) = self.track(id, Pending::ToolsList) {
-                    return refusal;
-                }
-                Route::ToServer(msg.to_value())
-            }
-            _ => Route::ToServer(msg.to_value()),
         }
+        Route::ToServer(msg.into_value())
     }
 
     /// Routes a message the server sent.
@@ -70,16 +69,13 @@ impl<E: Enforcer> McpSession<E> {
         let Message::Response {
             id: Some(id),
             outcome,
-        } = &msg
+        } = msg
         else {
-            return Route::ToClient(msg.to_value());
+            return Route::ToClient(msg.into_value());
         };
-        let Some(pending) = self.pending.remove(id) else {
-            return Route::ToClient(msg.to_value());
-        };
-        match (pending, outcome) {
-            (Pending::ToolsList, Ok(result)) => {
-                let mut result = result.clone();
+        let outcome = match (self.pending.remove(&id), outcome) {
+            (None, outcome) => outcome,
+            (Some(Pending::ToolsList), Ok(mut result)) => {
                 if let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) {
                     tools.retain(|t| {
                         t.get("name")
@@ -87,31 +83,25 @@ impl<E: Enforcer> McpSession<E> {
                             .is_some_and(|n| self.enforcer.tool_visible(n))
                     });
                 }
-                Route::ToClient(
-                    Message::Response {
-                        id: Some(id.clone()),
-                        outcome: Ok(result),
-                    }
-                    .to_value(),
-                )
+                Ok(result)
             }
-            (Pending::ToolsCall(tool), Ok(result)) => {
+            (Some(Pending::ToolsCall(tool)), Ok(result)) => {
                 self.enforcer.finish_call(&tool);
-                let checked = self.check_result(&tool, result.clone());
-                Route::ToClient(
-                    Message::Response {
-                        id: Some(id.clone()),
-                        outcome: Ok(checked),
-                    }
-                    .to_value(),
-                )
+                Ok(self.check_result(&tool, result))
             }
-            (Pending::ToolsCall(tool), Err(_)) => {
+            (Some(Pending::ToolsCall(tool)), Err(e)) => {
                 self.enforcer.finish_call(&tool);
-                Route::ToClient(msg.to_value())
+                Err(e)
             }
-            (Pending::ToolsList, Err(_)) => Route::ToClient(msg.to_value()),
-        }
+            (Some(Pending::ToolsList), Err(e)) => Err(e),
+        };
+        Route::ToClient(
+            Message::Response {
+                id: Some(id),
+                outcome,
+            }
+            .into_value(),
+        )
     }
 
     /// Forgets a request the server will never answer (its transport failed), releasing the
@@ -138,7 +128,8 @@ impl<E: Enforcer> McpSession<E> {
         None
     }
 
-    fn tool_call(&mut self, id: &Id, params: &Value, msg: &Message) -> Route {
+    /// Decides a `tools/call`; `None` when it is allowed (and now tracked), else the answer.
+    fn tool_call(&mut self, id: &Id, params: &Value) -> Option<Route> {
         let Some(name) = params.get("name").and_then(Value::as_str) else {
             let e = error_response(
                 Some(id),
@@ -146,11 +137,12 @@ impl<E: Enforcer> McpSession<E> {
                 "tools/call needs a string `name`",
                 None,
             );
-            return Route::ToClient(e);
+            return Some(Route::ToClient(e));
         };
+        let empty = Value::Object(serde_json::Map::new());
         let args = match params.get("arguments") {
-            None | Some(Value::Null) => json!({}),
-            Some(v @ Value::Object(_)) => v.clone(),
+            None | Some(Value::Null) => &empty,
+            Some(v @ Value::Object(_)) => v,
             Some(_) => {
                 let e = error_response(
                     Some(id),
@@ -158,16 +150,16 @@ impl<E: Enforcer> McpSession<E> {
                     "tools/call `arguments` must be an object",
                     None,
                 );
-                return Route::ToClient(e);
+                return Some(Route::ToClient(e));
             }
         };
-        match self.enforcer.decide_call(name, &args) {
+        match self.enforcer.decide_call(name, args) {
             CallOutcome::Allow => {
                 if let Some(refusal) = self.track(id, Pending::ToolsCall(name.to_string())) {
                     self.enforcer.finish_call(name);
-                    return refusal;
+                    return Some(refusal);
                 }
-                Route::ToServer(msg.to_value())
+                None
             }
             CallOutcome::Deny { reason, codes } => {
                 // MCP: tool execution errors are reported in the result with isError, so the
@@ -177,13 +169,13 @@ impl<E: Enforcer> McpSession<E> {
                     "isError": true,
                     "_meta": { "provability-fabric/reasons": codes },
                 });
-                Route::ToClient(
+                Some(Route::ToClient(
                     Message::Response {
                         id: Some(id.clone()),
                         outcome: Ok(result),
                     }
-                    .to_value(),
-                )
+                    .into_value(),
+                ))
             }
         }
     }

@@ -72,7 +72,7 @@ impl PolicyEnforcer {
         tool: &str,
         effect: &'static str,
         reasons: &[String],
-        subject: &Value,
+        subject: Value,
     ) -> bool {
         self.metrics
             .decisions
@@ -98,7 +98,7 @@ impl PolicyEnforcer {
         tool: &str,
         effect: &'static str,
         reasons: &[String],
-        subject: &Value,
+        subject: Value,
     ) -> bool {
         let record = DecisionRecord {
             ts_ms: now_ms(),
@@ -108,9 +108,13 @@ impl PolicyEnforcer {
             tool: tool.to_string(),
             effect,
             reasons: reasons.to_vec(),
-            commitment: self.committer.commit(subject),
+            commitment: String::new(),
         };
-        match self.sink.submit(record) {
+        // The salted commitment is made by the sink (on the log writer thread for QueuedSink).
+        match self
+            .sink
+            .submit_committing(record, subject, &self.committer)
+        {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(error = %e, "decision not logged; failing closed");
@@ -143,7 +147,13 @@ impl PolicyEnforcer {
             tracing::warn!(agent = %agent, tool, reason = code, action = mode.as_str(), "anomaly: {}", a.describe());
             let event = crate::alert::event(&agent, tool, a, mode, now_ms());
             // A failed write here also fails the call's own record, which then fails closed.
-            self.submit("anomaly", tool, mode.as_str(), &[code.to_string()], &event);
+            self.submit(
+                "anomaly",
+                tool,
+                mode.as_str(),
+                &[code.to_string()],
+                event.clone(),
+            );
             events.push(event);
         }
         if let Some(monitor) = &self.anomaly {
@@ -207,7 +217,7 @@ impl Enforcer for PolicyEnforcer {
         let reason_codes = codes(&decision.reasons);
         let outcome = match decision.effect {
             Effect::Deny => {
-                self.log("call", tool, "deny", &reason_codes, args);
+                self.log("call", tool, "deny", &reason_codes, args.clone());
                 CallOutcome::Deny {
                     reason: explain(&decision.reasons),
                     codes: reason_codes,
@@ -217,9 +227,9 @@ impl Enforcer for PolicyEnforcer {
                 if let Some(CallOutcome::Deny { reason, codes }) = self.screen_anomalies(tool, now)
                 {
                     pf_policy::release(&self.policy, &mut self.state, tool);
-                    self.log("call", tool, "deny", &codes, args);
+                    self.log("call", tool, "deny", &codes, args.clone());
                     CallOutcome::Deny { reason, codes }
-                } else if self.log("call", tool, "allow", &reason_codes, args) {
+                } else if self.log("call", tool, "allow", &reason_codes, args.clone()) {
                     if let Some(monitor) = &mut self.anomaly {
                         monitor.record(tool, now);
                     }
@@ -241,16 +251,11 @@ impl Enforcer for PolicyEnforcer {
         let t0 = Instant::now();
         let name = tool.unwrap_or(MODEL_OUTPUT_TOOL);
         let decision = pf_policy::check_output(&self.policy, name, text);
+        let subject = Value::String(text.to_string());
         if let Some(tool) = tool {
-            pf_policy::record_output(
-                &self.policy,
-                &mut self.state,
-                tool,
-                &Value::String(text.to_string()),
-            );
+            pf_policy::record_output(&self.policy, &mut self.state, tool, &subject);
         }
         let reason_codes = codes(&decision.reasons);
-        let subject = Value::String(text.to_string());
         let (effect, outcome) = match decision.effect {
             OutputEffect::Allow => ("allow", OutputOutcome::Pass),
             OutputEffect::Redact(redacted) => ("redact", OutputOutcome::Redact(redacted)),
@@ -262,7 +267,7 @@ impl Enforcer for PolicyEnforcer {
                 },
             ),
         };
-        let logged = self.log("output", name, effect, &reason_codes, &subject);
+        let logged = self.log("output", name, effect, &reason_codes, subject);
         self.metrics.latency.observe(t0.elapsed().as_secs_f64());
         if !logged && effect != "deny" {
             return OutputOutcome::Deny {

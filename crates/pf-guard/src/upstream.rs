@@ -40,6 +40,8 @@ pub enum UpstreamError {
 #[derive(Clone)]
 pub struct Upstream {
     base: Uri,
+    /// `Host` of every request, made once (the pool would format it per request).
+    host: HeaderValue,
     client: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
 }
@@ -61,9 +63,14 @@ impl Upstream {
             }
             _ => return Err(bad("the scheme must be http")),
         }
-        if base.authority().is_none() {
+        let Some(authority) = base.authority() else {
             return Err(bad("no host"));
-        }
+        };
+        let host = match authority.port() {
+            Some(port) => format!("{}:{port}", authority.host()),
+            None => authority.host().to_string(),
+        };
+        let host = HeaderValue::from_str(&host).map_err(|_| bad("invalid host"))?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout));
@@ -72,6 +79,7 @@ impl Upstream {
             .build(connector);
         Ok(Upstream {
             base,
+            host,
             client,
             timeout,
         })
@@ -116,6 +124,9 @@ impl Upstream {
             .body(Full::new(body))
             .map_err(|e| UpstreamError::Request(e.to_string()))?;
         *req.headers_mut() = headers;
+        req.headers_mut()
+            .entry(axum::http::header::HOST)
+            .or_insert_with(|| self.host.clone());
         match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Err(_) => Err(UpstreamError::Timeout(self.timeout)),
             Ok(Err(e)) => Err(UpstreamError::Request(error_chain(&e))),
