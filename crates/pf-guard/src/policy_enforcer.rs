@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pf_policy::{Call, Effect, OutputEffect, Policy, SessionState};
+use prometheus_client::metrics::counter::Counter;
 use serde_json::Value;
 
 use crate::alert::AnomalyMonitor;
@@ -25,7 +26,12 @@ pub struct PolicyEnforcer {
     metrics: Arc<GuardMetrics>,
     committer: Committer,
     anomaly: Option<AnomalyMonitor>,
+    /// Decision counters already looked up (a family lookup allocates its labels and hashes).
+    counters: Vec<(&'static str, &'static str, String, Counter)>,
 }
+
+/// Most decision counters a session keeps at hand (beyond it, the family is asked each time).
+const MAX_CACHED_COUNTERS: usize = 64;
 
 impl PolicyEnforcer {
     /// A new session of `policy`; `spec_digest` identifies the spec in log records.
@@ -46,6 +52,7 @@ impl PolicyEnforcer {
             metrics,
             committer,
             anomaly: None,
+            counters: Vec::new(),
         }
     }
 
@@ -67,21 +74,14 @@ impl PolicyEnforcer {
 
     /// Logs a decision; `false` when it could not be logged (the caller then fails closed).
     fn log(
-        &self,
+        &mut self,
         kind: &'static str,
         tool: &str,
         effect: &'static str,
         reasons: &[String],
         subject: Value,
     ) -> bool {
-        self.metrics
-            .decisions
-            .get_or_create(&DecisionLabels {
-                kind: kind.into(),
-                effect: effect.into(),
-                tool: tool.into(),
-            })
-            .inc();
+        self.count_decision(kind, effect, tool);
         for r in reasons {
             self.metrics
                 .violations
@@ -89,6 +89,31 @@ impl PolicyEnforcer {
                 .inc();
         }
         self.submit(kind, tool, effect, reasons, subject)
+    }
+
+    fn count_decision(&mut self, kind: &'static str, effect: &'static str, tool: &str) {
+        let cached = self
+            .counters
+            .iter()
+            .find(|(k, e, t, _)| *k == kind && *e == effect && t == tool);
+        if let Some((_, _, _, counter)) = cached {
+            counter.inc();
+            return;
+        }
+        let counter = self
+            .metrics
+            .decisions
+            .get_or_create(&DecisionLabels {
+                kind: kind.into(),
+                effect: effect.into(),
+                tool: tool.into(),
+            })
+            .clone();
+        counter.inc();
+        if self.counters.len() < MAX_CACHED_COUNTERS {
+            self.counters
+                .push((kind, effect, tool.to_string(), counter));
+        }
     }
 
     /// Submits a record to the sink; `false` (counted) when it could not be logged.
