@@ -249,11 +249,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Copies the named headers (when present) from `from` into a new map.
+///
+/// One pass over `from` comparing names (a request carries a handful of headers), rather than
+/// one hashed lookup per wanted name.
 pub fn pick_headers(from: &HeaderMap, names: &[HeaderName]) -> HeaderMap {
-    let mut out = HeaderMap::new();
-    for name in names {
-        for v in from.get_all(name) {
-            out.append(name.clone(), v.clone());
+    let mut out = HeaderMap::with_capacity(names.len());
+    for (name, value) in from {
+        if names.contains(name) {
+            out.append(name.clone(), value.clone());
         }
     }
     out
@@ -276,6 +279,22 @@ pub const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-strea
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn picked_headers_keep_every_value_of_the_wanted_names_only() {
+        use axum::http::header::{ACCEPT, AUTHORIZATION, COOKIE};
+        let mut from = HeaderMap::new();
+        from.append(ACCEPT, HeaderValue::from_static("application/json"));
+        from.append(ACCEPT, HeaderValue::from_static("text/event-stream"));
+        from.append(COOKIE, HeaderValue::from_static("secret=1"));
+        from.append(AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        let out = pick_headers(&from, &[ACCEPT, AUTHORIZATION]);
+        assert_eq!(out.len(), 3);
+        let accepts: Vec<_> = out.get_all(ACCEPT).iter().collect();
+        assert_eq!(accepts, ["application/json", "text/event-stream"]);
+        assert_eq!(out[AUTHORIZATION], "Bearer t");
+        assert!(out.get(COOKIE).is_none());
+    }
 
     #[test]
     fn upstream_urls_are_checked_and_joined() {
