@@ -3,7 +3,9 @@
 //! log to a JSON Lines file), at a fixed offered rate over keep-alive connections on loopback.
 //!
 //! Environment: `PF_BENCH_RATE` (requests/s, default 20000), `PF_BENCH_SECS` (per phase,
-//! default 5), `PF_BENCH_CONNS` (default 16), `PF_BENCH_SMOKE=1` (a second or two, for CI).
+//! default 5), `PF_BENCH_CONNS` (default 16), `PF_BENCH_SMOKE=1` (a second or two, for CI),
+//! `PF_BENCH_PIN=1` (proxy thread alone on CPU 0, everything else on CPU 1; Linux),
+//! `PF_BENCH_PACING=timer` (pace with tokio's 1 ms timer, as before: bursts of requests).
 //! Runtimes: upstream, proxy and load generator each get one worker thread.
 
 use std::sync::Arc;
@@ -42,6 +44,8 @@ struct Settings {
     rate: f64,
     secs: f64,
     conns: usize,
+    pin: bool,
+    timer_pacing: bool,
 }
 
 fn settings() -> Settings {
@@ -51,22 +55,44 @@ fn settings() -> Settings {
             rate: 2000.0,
             secs: 0.5,
             conns: 4,
+            pin: false,
+            timer_pacing: false,
         };
     }
     Settings {
         rate: env("PF_BENCH_RATE").unwrap_or(20_000.0),
         secs: env("PF_BENCH_SECS").unwrap_or(5.0),
         conns: env("PF_BENCH_CONNS").map_or(16, |c| c.max(1.0) as usize),
+        pin: std::env::var("PF_BENCH_PIN").is_ok_and(|v| v == "1"),
+        timer_pacing: std::env::var("PF_BENCH_PACING").is_ok_and(|v| v == "timer"),
     }
 }
 
-fn one_thread_runtime(name: &str) -> tokio::runtime::Runtime {
+fn one_thread_runtime(name: &str, cpu: Option<usize>) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name(name)
+        .on_thread_start(move || {
+            if let Some(cpu) = cpu {
+                pin_current_thread(cpu);
+            }
+        })
         .enable_all()
         .build()
         .expect("runtime")
+}
+
+/// Pins the calling thread (and threads it spawns later) to one CPU.
+fn pin_current_thread(cpu: usize) {
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+        eprintln!("could not pin a thread to CPU {cpu}");
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// The upstream: answers every `tools/call` with a small text result.
@@ -94,6 +120,7 @@ struct Phase {
 #[derive(Default, Clone, Copy)]
 struct Cpu {
     proxy: f64,
+    log: f64,
     rest: f64,
 }
 
@@ -101,6 +128,7 @@ impl Cpu {
     fn since(&self, before: &Cpu) -> Cpu {
         Cpu {
             proxy: self.proxy - before.proxy,
+            log: self.log - before.log,
             rest: self.rest - before.rest,
         }
     }
@@ -132,6 +160,9 @@ fn thread_cpu() -> Cpu {
         } else {
             cpu.rest += secs;
         }
+        if name.starts_with("pf-guard-log") {
+            cpu.log += secs;
+        }
     }
     cpu
 }
@@ -142,9 +173,31 @@ async fn load(addr: std::net::SocketAddr, path: &str, s: &Settings) -> Phase {
     let interval = Duration::from_secs_f64(1.0 / s.rate);
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now() + Duration::from_millis(20);
+    // Fine pacing: a thread releases one permit per request at its due time (to within the
+    // kernel's timer slack, about 50-100 us), so requests arrive evenly. Tokio's timer has a
+    // 1 ms resolution: with PF_BENCH_PACING=timer, each millisecond's requests (20 at 20K/s)
+    // are released together and queue behind each other.
+    let permits = (!s.timer_pacing).then(|| {
+        let sem = Arc::new(tokio::sync::Semaphore::new(0));
+        let pacer = sem.clone();
+        std::thread::Builder::new()
+            .name("bench-pacer".into())
+            .spawn(move || {
+                for i in 0..total {
+                    let due = start + interval.mul_f64(i as f64);
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                    pacer.add_permits(1);
+                }
+            })
+            .expect("pacer thread");
+        sem
+    });
     let mut tasks = Vec::new();
     for _ in 0..s.conns {
-        let (next, path) = (next.clone(), path.to_string());
+        let (next, path, permits) = (next.clone(), path.to_string(), permits.clone());
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
             stream.set_nodelay(true).expect("nodelay");
@@ -160,8 +213,16 @@ async fn load(addr: std::net::SocketAddr, path: &str, s: &Settings) -> Phase {
                 if i >= total {
                     break;
                 }
-                let due = start + interval.mul_f64(i as f64);
-                tokio::time::sleep_until(due.into()).await;
+                match &permits {
+                    Some(sem) => match sem.acquire().await {
+                        Ok(p) => p.forget(),
+                        Err(_) => break,
+                    },
+                    None => {
+                        let due = start + interval.mul_f64(i as f64);
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                }
                 let body = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
                     "params": {"name": "lookup_order", "arguments": {"order_id": "ORD-123456"}}});
                 let req = Request::post(path.as_str())
@@ -213,16 +274,30 @@ fn main() {
     let s = settings();
     let dir = std::env::temp_dir().join(format!("pf-guard-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let upstream_rt = one_thread_runtime("bench-upstream");
-    let proxy_rt = one_thread_runtime("bench-proxy");
-    let load_rt = one_thread_runtime("bench-load");
+    // PF_BENCH_PIN=1: the proxy's worker thread alone on CPU 0; everything else (load
+    // generator, upstream, decision-log writer, this thread) on CPU 1.
+    let (proxy_cpu, other_cpu) = if s.pin {
+        (Some(0), Some(1))
+    } else {
+        (None, None)
+    };
+    if let Some(cpu) = other_cpu {
+        pin_current_thread(cpu);
+    }
+    let upstream_rt = one_thread_runtime("bench-upstream", other_cpu);
+    let proxy_rt = one_thread_runtime("bench-proxy", proxy_cpu);
+    let load_rt = one_thread_runtime("bench-load", other_cpu);
 
     let up_listener = upstream_rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");
     let up_addr = up_listener.local_addr().expect("addr");
     upstream_rt.spawn(async move {
-        let _ = axum::serve(up_listener, Router::new().fallback(upstream)).await;
+        let _ = axum::serve(
+            pf_guard::http::nodelay(up_listener),
+            Router::new().fallback(upstream),
+        )
+        .await;
     });
 
     let spec = pf_spec::parse_str("bench.yaml", SPEC).expect("spec");
@@ -251,7 +326,7 @@ fn main() {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
-            let _ = axum::serve(listener, proxy.router()).await;
+            let _ = axum::serve(pf_guard::http::nodelay(listener), proxy.router()).await;
         });
         addr
     });
@@ -263,6 +338,8 @@ fn main() {
             rate: s.rate.min(5000.0),
             secs: 0.2,
             conns: s.conns,
+            pin: s.pin,
+            timer_pacing: s.timer_pacing,
         };
         load_rt.block_on(load(addr, "/mcp", &warm));
         let before = thread_cpu();
@@ -272,8 +349,17 @@ fn main() {
         results.push((name, phase));
     }
     println!(
-        "offered {:.0} req/s for {:.1} s per phase, {} keep-alive connections, 1 worker thread each for upstream, proxy and load generator",
-        s.rate, s.secs, s.conns
+        "offered {:.0} req/s for {:.1} s per phase, {} keep-alive connections, 1 worker thread each for upstream, proxy and load generator; {}; load average {}",
+        s.rate,
+        s.secs,
+        s.conns,
+        match (s.pin, s.timer_pacing) {
+            (true, false) => "pinned: proxy on CPU 0, the rest on CPU 1; fine pacing",
+            (true, true) => "pinned: proxy on CPU 0, the rest on CPU 1; 1 ms timer pacing",
+            (false, false) => "unpinned; fine pacing",
+            (false, true) => "unpinned; 1 ms timer pacing",
+        },
+        load_average()
     );
     println!(
         "{:<8} {:>10} {:>9} {:>9} {:>9} {:>7}",
@@ -298,9 +384,10 @@ fn main() {
     );
     let n = p.latencies_ns.len().max(1) as f64;
     println!(
-        "proxy CPU {:.1} us/request on its worker thread (other threads: {:.1} us/request proxied vs {:.1} direct); implied proxy capacity {:.0} req/s per core",
+        "proxy CPU {:.1} us/request on its worker thread (other threads: {:.1} us/request proxied, of which decision-log writer {:.1}, vs {:.1} direct); implied proxy capacity {:.0} req/s per core",
         p.cpu.proxy / n * 1e6,
         p.cpu.rest / n * 1e6,
+        p.cpu.log / n * 1e6,
         d.cpu.rest / d.latencies_ns.len().max(1) as f64 * 1e6,
         n / p.cpu.proxy.max(1e-9)
     );

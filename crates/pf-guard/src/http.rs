@@ -41,13 +41,26 @@ pub async fn serve(
 }
 
 /// Serves a proxy's routes on `listener` until SIGINT or SIGTERM, then finishes open requests.
+/// Accepted connections get `TCP_NODELAY` (a proxy answer must not wait for Nagle).
 pub async fn serve_until_signal(
     listener: tokio::net::TcpListener,
     router: Router,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
+    axum::serve(nodelay(listener), router)
         .with_graceful_shutdown(shutdown_signal())
         .await
+}
+
+/// `listener` with `TCP_NODELAY` set on every accepted connection.
+pub fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on an accepted connection");
+        }
+    })
 }
 
 /// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM (what Kubernetes sends a sidecar).

@@ -215,6 +215,38 @@ pub fn from_value(value: Value) -> Result<Message, FrameError> {
 }
 
 impl Message {
+    /// The message as JSON, consuming it (no copies of params or results).
+    pub fn into_value(self) -> Value {
+        let mut obj = Map::new();
+        obj.insert("jsonrpc".into(), json!("2.0"));
+        match self {
+            Message::Request { id, method, params } => {
+                obj.insert("id".into(), id.to_value());
+                obj.insert("method".into(), Value::String(method));
+                if !params.is_null() {
+                    obj.insert("params".into(), params);
+                }
+            }
+            Message::Notification { method, params } => {
+                obj.insert("method".into(), Value::String(method));
+                if !params.is_null() {
+                    obj.insert("params".into(), params);
+                }
+            }
+            Message::Response { id, outcome } => {
+                obj.insert(
+                    "id".into(),
+                    id.as_ref().map(Id::to_value).unwrap_or(Value::Null),
+                );
+                match outcome {
+                    Ok(result) => obj.insert("result".into(), result),
+                    Err(error) => obj.insert("error".into(), error),
+                };
+            }
+        }
+        Value::Object(obj)
+    }
+
     /// The message as JSON.
     pub fn to_value(&self) -> Value {
         let mut obj = Map::new();

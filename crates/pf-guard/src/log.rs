@@ -81,13 +81,46 @@ pub enum LogError {
 pub trait DecisionSink: Send + Sync {
     /// Queues a record; blocks when the queue is full; fails when the sink is broken.
     fn submit(&self, record: DecisionRecord) -> Result<(), LogError>;
+
+    /// Queues a record whose `commitment` is still to be made: `committer.commit(&subject)`.
+    /// Same guarantees as [`DecisionSink::submit`]; a queued sink computes the commitment on its
+    /// writer thread, off the request path, before the record is written.
+    fn submit_committing(
+        &self,
+        mut record: DecisionRecord,
+        subject: Value,
+        committer: &Committer,
+    ) -> Result<(), LogError> {
+        record.commitment = committer.commit(&subject);
+        self.submit(record)
+    }
+}
+
+/// What travels through a [`QueuedSink`]'s queue.
+enum Job {
+    /// A finished record.
+    Ready(DecisionRecord),
+    /// A record whose commitment the writer computes before writing it.
+    Commit(DecisionRecord, Value, Committer),
+}
+
+impl Job {
+    fn finish(self) -> DecisionRecord {
+        match self {
+            Job::Ready(r) => r,
+            Job::Commit(mut r, subject, committer) => {
+                r.commitment = committer.commit(&subject);
+                r
+            }
+        }
+    }
 }
 
 /// A durable sink behind a bounded queue: a writer thread takes records in batches and hands each
 /// batch to its backend (JSON Lines file or transparency ledger). The first backend failure stops
 /// the writer and makes every later submission fail.
 pub struct QueuedSink {
-    tx: mpsc::SyncSender<DecisionRecord>,
+    tx: mpsc::SyncSender<Job>,
     writer: Option<std::thread::JoinHandle<()>>,
     failed: Arc<AtomicBool>,
     what: String,
@@ -141,7 +174,7 @@ impl QueuedSink {
         capacity: usize,
         mut write_batch: impl FnMut(&[DecisionRecord]) -> Result<(), String> + Send + 'static,
     ) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::sync_channel::<DecisionRecord>(capacity.max(1));
+        let (tx, rx) = mpsc::sync_channel::<Job>(capacity.max(1));
         let failed = Arc::new(AtomicBool::new(false));
         let flag = failed.clone();
         let name = what.clone();
@@ -151,6 +184,7 @@ impl QueuedSink {
                 while let Ok(first) = rx.recv() {
                     let batch: Vec<DecisionRecord> = std::iter::once(first)
                         .chain(rx.try_iter().take(MAX_BATCH - 1))
+                        .map(Job::finish)
                         .collect();
                     if let Err(e) = write_batch(&batch) {
                         tracing::error!(sink = %name, error = %e, "decision log write failed; failing closed");
@@ -187,14 +221,29 @@ impl QueuedSink {
     }
 }
 
-impl DecisionSink for QueuedSink {
-    fn submit(&self, record: DecisionRecord) -> Result<(), LogError> {
+impl QueuedSink {
+    fn enqueue(&self, job: Job) -> Result<(), LogError> {
         if self.failed.load(Ordering::SeqCst) {
             return Err(self.broken());
         }
         self.tx
-            .send(record)
+            .send(job)
             .map_err(|_| LogError::Unavailable(format!("writer for the {} stopped", self.what)))
+    }
+}
+
+impl DecisionSink for QueuedSink {
+    fn submit(&self, record: DecisionRecord) -> Result<(), LogError> {
+        self.enqueue(Job::Ready(record))
+    }
+
+    fn submit_committing(
+        &self,
+        record: DecisionRecord,
+        subject: Value,
+        committer: &Committer,
+    ) -> Result<(), LogError> {
+        self.enqueue(Job::Commit(record, subject, committer.clone()))
     }
 }
 
@@ -233,6 +282,38 @@ mod tests {
         assert_eq!(c.commit(&v), c.commit(&reordered));
         assert!(!c.commit(&v).contains("alice"));
         assert_ne!(c.commit(&v), Committer::with_salt([8; 32]).commit(&v));
+    }
+
+    #[test]
+    fn queued_sink_makes_the_commitment_on_its_writer() {
+        let path = std::env::temp_dir().join(format!("pf-guard-log-c-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let sink = QueuedSink::jsonl(&path, 2).expect("open");
+        let c = Committer::with_salt([9; 32]);
+        let subject = serde_json::json!({"to": "bob@example.com"});
+        for i in 0..10 {
+            let rec = DecisionRecord {
+                ts_ms: i,
+                agent: "a".into(),
+                spec_digest: "sha256:x".into(),
+                kind: "call",
+                tool: "t".into(),
+                effect: "allow",
+                reasons: vec![],
+                commitment: String::new(),
+            };
+            sink.submit_committing(rec, subject.clone(), &c)
+                .expect("submit");
+        }
+        sink.close().expect("clean close");
+        let text = std::fs::read_to_string(&path).expect("log file");
+        assert_eq!(text.lines().count(), 10);
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("json");
+            assert_eq!(v["commitment"], c.commit(&subject));
+            assert!(!line.contains("bob@"));
+        }
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

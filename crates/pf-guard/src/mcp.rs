@@ -99,42 +99,20 @@ impl<E: Enforcer> McpSession<E> {
 
     /// Routes a message the client sent.
     pub fn from_client(&mut self, msg: Message) -> Route {
-        match &msg {
-            Message::Request { id, method, params } if method == "tools/call" => {
-                let mut params = params.clone();
-                match user_turn::take_from_params(&mut params) {
-                    Ok(Some(text)) => self.user_request(&text),
-                    Ok(None) => {}
-                    Err(e) if self.trust_user_request => {
-                        let name = params.get("name").and_then(Value::as_str);
-                        let name = name.unwrap_or(UNNAMED_TOOL).to_string();
-                        self.enforcer
-                            .refuse_call(&name, USER_REQUEST_INVALID, &params);
-                        let e = error_response(
-                            Some(id),
-                            ErrorCode::InvalidParams,
-                            &e.to_string(),
-                            None,
-                        );
-                        return Route::ToClient(e);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "ignored a malformed user request"),
-                }
-                let msg = Message::Request {
-                    id: id.clone(),
-                    method: method.clone(),
-                    params: params.clone(),
-                };
-                self.tool_call(id, &params, &msg)
+        let mut msg = msg;
+        if let Message::Request { id, method, params } = &mut msg {
+            let refusal = match method.as_str() {
+                "tools/call" => self
+                    .take_user_request(id, params)
+                    .or_else(|| self.tool_call(id, params)),
+                "tools/list" => self.track(id, Pending::ToolsList),
+                _ => None,
+            };
+            if let Some(refusal) = refusal {
+                return refusal;
             }
-            Message::Request { id, method, .. } if method == "tools/list" => {
-                if let Some(refusal) = self.track(id, Pending::ToolsList) {
-                    return refusal;
-                }
-                Route::ToServer(msg.to_value())
-            }
-            _ => Route::ToServer(msg.to_value()),
         }
+        Route::ToServer(msg.into_value())
     }
 
     /// Routes a message the server sent.
@@ -142,16 +120,13 @@ impl<E: Enforcer> McpSession<E> {
         let Message::Response {
             id: Some(id),
             outcome,
-        } = &msg
+        } = msg
         else {
-            return Route::ToClient(msg.to_value());
+            return Route::ToClient(msg.into_value());
         };
-        let Some(pending) = self.pending.remove(id) else {
-            return Route::ToClient(msg.to_value());
-        };
-        match (pending, outcome) {
-            (Pending::ToolsList, Ok(result)) => {
-                let mut result = result.clone();
+        let outcome = match (self.pending.remove(&id), outcome) {
+            (None, outcome) => outcome,
+            (Some(Pending::ToolsList), Ok(mut result)) => {
                 if let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) {
                     tools.retain(|t| {
                         t.get("name")
@@ -159,31 +134,25 @@ impl<E: Enforcer> McpSession<E> {
                             .is_some_and(|n| self.enforcer.tool_visible(n))
                     });
                 }
-                Route::ToClient(
-                    Message::Response {
-                        id: Some(id.clone()),
-                        outcome: Ok(result),
-                    }
-                    .to_value(),
-                )
+                Ok(result)
             }
-            (Pending::ToolsCall(tool), Ok(result)) => {
+            (Some(Pending::ToolsCall(tool)), Ok(result)) => {
                 self.enforcer.finish_call(&tool);
-                let checked = self.check_result(&tool, result.clone());
-                Route::ToClient(
-                    Message::Response {
-                        id: Some(id.clone()),
-                        outcome: Ok(checked),
-                    }
-                    .to_value(),
-                )
+                Ok(self.check_result(&tool, result))
             }
-            (Pending::ToolsCall(tool), Err(_)) => {
+            (Some(Pending::ToolsCall(tool)), Err(e)) => {
                 self.enforcer.finish_call(&tool);
-                Route::ToClient(msg.to_value())
+                Err(e)
             }
-            (Pending::ToolsList, Err(_)) => Route::ToClient(msg.to_value()),
-        }
+            (Some(Pending::ToolsList), Err(e)) => Err(e),
+        };
+        Route::ToClient(
+            Message::Response {
+                id: Some(id),
+                outcome,
+            }
+            .into_value(),
+        )
     }
 
     /// Forgets a request the server will never answer (its transport failed), releasing the
@@ -210,8 +179,28 @@ impl<E: Enforcer> McpSession<E> {
         None
     }
 
-    fn tool_call(&mut self, id: &Id, params: &Value, msg: &Message) -> Route {
-        // Every refusal below is logged as a decision before the client hears of it.
+    /// Feeds a trusted user request carried in `_meta` and strips it; the answer when it is
+    /// malformed and trusted.
+    fn take_user_request(&mut self, id: &Id, params: &mut Value) -> Option<Route> {
+        match user_turn::take_from_params(params) {
+            Ok(Some(text)) => self.user_request(&text),
+            Ok(None) => {}
+            Err(e) if self.trust_user_request => {
+                let name = params.get("name").and_then(Value::as_str);
+                let name = name.unwrap_or(UNNAMED_TOOL).to_string();
+                self.enforcer
+                    .refuse_call(&name, USER_REQUEST_INVALID, params);
+                let e = error_response(Some(id), ErrorCode::InvalidParams, &e.to_string(), None);
+                return Some(Route::ToClient(e));
+            }
+            Err(e) => tracing::warn!(error = %e, "ignored a malformed user request"),
+        }
+        None
+    }
+
+    /// Decides a `tools/call`; `None` when it is allowed (and now tracked), else the answer.
+    /// Every refusal is logged as a decision before the client hears of it.
+    fn tool_call(&mut self, id: &Id, params: &Value) -> Option<Route> {
         let Some(name) = params.get("name").and_then(Value::as_str) else {
             self.enforcer
                 .refuse_call(UNNAMED_TOOL, UNNAMED_CALL, &json!({ "params": params }));
@@ -221,11 +210,12 @@ impl<E: Enforcer> McpSession<E> {
                 "tools/call needs a string `name`",
                 None,
             );
-            return Route::ToClient(e);
+            return Some(Route::ToClient(e));
         };
+        let empty = Value::Object(serde_json::Map::new());
         let args = match params.get("arguments") {
-            None | Some(Value::Null) => json!({}),
-            Some(v @ Value::Object(_)) => v.clone(),
+            None | Some(Value::Null) => &empty,
+            Some(v @ Value::Object(_)) => v,
             Some(other) => {
                 self.enforcer.refuse_call(name, UNPARSABLE_ARGUMENTS, other);
                 let e = error_response(
@@ -234,28 +224,28 @@ impl<E: Enforcer> McpSession<E> {
                     "tools/call `arguments` must be an object",
                     None,
                 );
-                return Route::ToClient(e);
+                return Some(Route::ToClient(e));
             }
         };
         if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(id) {
-            self.enforcer.refuse_call(name, OVERLOADED, &args);
+            self.enforcer.refuse_call(name, OVERLOADED, args);
             let msg = format!(
                 "guard: more than {MAX_PENDING} requests awaiting the server; refusing until some complete"
             );
-            return Route::ToClient(error_response(
+            return Some(Route::ToClient(error_response(
                 Some(id),
                 ErrorCode::InternalError,
                 &msg,
                 None,
-            ));
+            )));
         }
-        match self.enforcer.decide_call(name, &args) {
+        match self.enforcer.decide_call(name, args) {
             CallOutcome::Allow => {
                 if let Some(refusal) = self.track(id, Pending::ToolsCall(name.to_string())) {
                     self.enforcer.finish_call(name);
-                    return refusal;
+                    return Some(refusal);
                 }
-                Route::ToServer(msg.to_value())
+                None
             }
             CallOutcome::Deny { reason, codes } => {
                 // MCP: tool execution errors are reported in the result with isError, so the
@@ -265,13 +255,13 @@ impl<E: Enforcer> McpSession<E> {
                     "isError": true,
                     "_meta": { "provability-fabric/reasons": codes },
                 });
-                Route::ToClient(
+                Some(Route::ToClient(
                     Message::Response {
                         id: Some(id.clone()),
                         outcome: Ok(result),
                     }
-                    .to_value(),
-                )
+                    .into_value(),
+                ))
             }
         }
     }

@@ -304,7 +304,7 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
                 Method::POST,
                 self.upstream.base().clone(),
                 headers,
-                Bytes::from(out.to_string()),
+                Bytes::from(json_bytes(&out)),
             )
             .await;
         let resp = match sent {
@@ -532,7 +532,7 @@ fn relay_events<E: Enforcer + 'static>(
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     tokio::spawn(async move {
         for v in first {
-            let ev = sse::encode(&sse::data_event(v.to_string()));
+            let ev = sse::encode(&sse::data_event(json_string(&v)));
             if tx.send(Ok(Bytes::from(ev))).await.is_err() {
                 return;
             }
@@ -596,7 +596,7 @@ fn route_event<E: Enforcer>(session: &Shared<E>, ev: Event) -> Option<String> {
         v => route_from_server(&mut s, v)?,
     };
     Some(sse::encode(&Event {
-        data: routed.to_string(),
+        data: json_string(&routed),
         ..ev
     }))
 }
@@ -618,7 +618,18 @@ fn pack(batch: bool, mut msgs: Vec<Value>) -> Value {
 
 fn json_response(status: StatusCode, body: Value, mut headers: HeaderMap) -> Response {
     headers.insert(CONTENT_TYPE, upstream::JSON);
-    (status, headers, body.to_string()).into_response()
+    (status, headers, json_bytes(&body)).into_response()
+}
+
+/// `v` as JSON text. `serde_json::to_vec` writes straight into a buffer; `Value`'s `Display`
+/// (`to_string`) goes through `fmt::Write` token by token and costs several times more.
+fn json_bytes(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_else(|_| v.to_string().into_bytes())
+}
+
+/// `v` as a JSON string (see [`json_bytes`]).
+fn json_string(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| v.to_string())
 }
 
 fn rpc_error(status: StatusCode, id: Option<&Id>, code: ErrorCode, msg: &str) -> Response {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pf_policy::{Call, Effect, OutputEffect, Policy, SessionState};
+use prometheus_client::metrics::counter::Counter;
 use serde_json::Value;
 
 use crate::alert::AnomalyMonitor;
@@ -25,7 +26,12 @@ pub struct PolicyEnforcer {
     metrics: Arc<GuardMetrics>,
     committer: Committer,
     anomaly: Option<AnomalyMonitor>,
+    /// Decision counters already looked up (a family lookup allocates its labels and hashes).
+    counters: Vec<(&'static str, &'static str, String, Counter)>,
 }
+
+/// Most decision counters a session keeps at hand (beyond it, the family is asked each time).
+const MAX_CACHED_COUNTERS: usize = 64;
 
 impl PolicyEnforcer {
     /// A new session of `policy`; `spec_digest` identifies the spec in log records.
@@ -46,6 +52,7 @@ impl PolicyEnforcer {
             metrics,
             committer,
             anomaly: None,
+            counters: Vec::new(),
         }
     }
 
@@ -67,21 +74,14 @@ impl PolicyEnforcer {
 
     /// Logs a decision; `false` when it could not be logged (the caller then fails closed).
     fn log(
-        &self,
+        &mut self,
         kind: &'static str,
         tool: &str,
         effect: &'static str,
         reasons: &[String],
-        subject: &Value,
+        subject: Value,
     ) -> bool {
-        self.metrics
-            .decisions
-            .get_or_create(&DecisionLabels {
-                kind: kind.into(),
-                effect: effect.into(),
-                tool: tool.into(),
-            })
-            .inc();
+        self.count_decision(kind, effect, tool);
         for r in reasons {
             self.metrics
                 .violations
@@ -91,6 +91,31 @@ impl PolicyEnforcer {
         self.submit(kind, tool, effect, reasons, subject)
     }
 
+    fn count_decision(&mut self, kind: &'static str, effect: &'static str, tool: &str) {
+        let cached = self
+            .counters
+            .iter()
+            .find(|(k, e, t, _)| *k == kind && *e == effect && t == tool);
+        if let Some((_, _, _, counter)) = cached {
+            counter.inc();
+            return;
+        }
+        let counter = self
+            .metrics
+            .decisions
+            .get_or_create(&DecisionLabels {
+                kind: kind.into(),
+                effect: effect.into(),
+                tool: tool.into(),
+            })
+            .clone();
+        counter.inc();
+        if self.counters.len() < MAX_CACHED_COUNTERS {
+            self.counters
+                .push((kind, effect, tool.to_string(), counter));
+        }
+    }
+
     /// Submits a record to the sink; `false` (counted) when it could not be logged.
     fn submit(
         &self,
@@ -98,7 +123,7 @@ impl PolicyEnforcer {
         tool: &str,
         effect: &'static str,
         reasons: &[String],
-        subject: &Value,
+        subject: Value,
     ) -> bool {
         let record = DecisionRecord {
             ts_ms: now_ms(),
@@ -108,9 +133,13 @@ impl PolicyEnforcer {
             tool: tool.to_string(),
             effect,
             reasons: reasons.to_vec(),
-            commitment: self.committer.commit(subject),
+            commitment: String::new(),
         };
-        match self.sink.submit(record) {
+        // The salted commitment is made by the sink (on the log writer thread for QueuedSink).
+        match self
+            .sink
+            .submit_committing(record, subject, &self.committer)
+        {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(error = %e, "decision not logged; failing closed");
@@ -143,7 +172,13 @@ impl PolicyEnforcer {
             tracing::warn!(agent = %agent, tool, reason = code, action = mode.as_str(), "anomaly: {}", a.describe());
             let event = crate::alert::event(&agent, tool, a, mode, now_ms());
             // A failed write here also fails the call's own record, which then fails closed.
-            self.submit("anomaly", tool, mode.as_str(), &[code.to_string()], &event);
+            self.submit(
+                "anomaly",
+                tool,
+                mode.as_str(),
+                &[code.to_string()],
+                event.clone(),
+            );
             events.push(event);
         }
         if let Some(monitor) = &self.anomaly {
@@ -207,7 +242,7 @@ impl Enforcer for PolicyEnforcer {
         let reason_codes = codes(&decision.reasons);
         let outcome = match decision.effect {
             Effect::Deny => {
-                self.log("call", tool, "deny", &reason_codes, args);
+                self.log("call", tool, "deny", &reason_codes, args.clone());
                 CallOutcome::Deny {
                     reason: explain(&decision.reasons),
                     codes: reason_codes,
@@ -217,9 +252,9 @@ impl Enforcer for PolicyEnforcer {
                 if let Some(CallOutcome::Deny { reason, codes }) = self.screen_anomalies(tool, now)
                 {
                     pf_policy::release(&self.policy, &mut self.state, tool);
-                    self.log("call", tool, "deny", &codes, args);
+                    self.log("call", tool, "deny", &codes, args.clone());
                     CallOutcome::Deny { reason, codes }
-                } else if self.log("call", tool, "allow", &reason_codes, args) {
+                } else if self.log("call", tool, "allow", &reason_codes, args.clone()) {
                     if let Some(monitor) = &mut self.anomaly {
                         monitor.record(tool, now);
                     }
@@ -241,16 +276,11 @@ impl Enforcer for PolicyEnforcer {
         let t0 = Instant::now();
         let name = tool.unwrap_or(MODEL_OUTPUT_TOOL);
         let decision = pf_policy::check_output(&self.policy, name, text);
+        let subject = Value::String(text.to_string());
         if let Some(tool) = tool {
-            pf_policy::record_output(
-                &self.policy,
-                &mut self.state,
-                tool,
-                &Value::String(text.to_string()),
-            );
+            pf_policy::record_output(&self.policy, &mut self.state, tool, &subject);
         }
         let reason_codes = codes(&decision.reasons);
-        let subject = Value::String(text.to_string());
         let (effect, outcome) = match decision.effect {
             OutputEffect::Allow => ("allow", OutputOutcome::Pass),
             OutputEffect::Redact(redacted) => ("redact", OutputOutcome::Redact(redacted)),
@@ -262,7 +292,7 @@ impl Enforcer for PolicyEnforcer {
                 },
             ),
         };
-        let logged = self.log("output", name, effect, &reason_codes, &subject);
+        let logged = self.log("output", name, effect, &reason_codes, subject);
         self.metrics.latency.observe(t0.elapsed().as_secs_f64());
         if !logged && effect != "deny" {
             return OutputOutcome::Deny {

@@ -1,12 +1,16 @@
-//! The HTTP client side of the proxies: one keep-alive connection pool to the upstream server,
-//! with timeouts and body-size limits on everything the upstream sends back.
+//! The HTTP client side of the proxies: one keep-alive connection pool to the upstream server
+//! (plain HTTP or HTTPS with rustls), with timeouts and body-size limits on everything the
+//! upstream sends back.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -34,44 +38,137 @@ pub enum UpstreamError {
     /// Reading the answer body failed.
     #[error("reading the upstream body failed: {0}")]
     Body(String),
+    /// The TLS trust settings are unusable (CA file missing, unreadable or without certificates).
+    #[error("upstream TLS: {0}")]
+    Tls(String),
+}
+
+/// How an `https` upstream's certificate is checked.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamTls {
+    /// PEM file of CA certificates to trust instead of the platform's roots (a private CA).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The roots an `https` upstream's chain must end in: the CA file's, else the platform's.
+fn root_store(tls: &UpstreamTls) -> Result<rustls::RootCertStore, UpstreamError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match &tls.ca_file {
+        Some(path) => {
+            let certs = read_ca_file(path)?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(UpstreamError::Tls(format!(
+                    "{}: no usable CA certificate",
+                    path.display()
+                )));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for e in &found.errors {
+                tracing::warn!(error = %e, "could not load some platform CA certificates");
+            }
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                tracing::warn!(
+                    "no platform CA certificates found; https upstreams will fail until --upstream-ca names a CA file"
+                );
+            }
+        }
+    }
+    Ok(roots)
+}
+
+fn read_ca_file(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, UpstreamError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pem =
+        std::fs::read(path).map_err(|e| UpstreamError::Tls(format!("{}: {e}", path.display())))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            UpstreamError::Tls(format!("{}: not PEM certificates: {e}", path.display()))
+        })?;
+    if certs.is_empty() {
+        return Err(UpstreamError::Tls(format!(
+            "{}: no CERTIFICATE block",
+            path.display()
+        )));
+    }
+    Ok(certs)
 }
 
 /// An upstream HTTP server reached through a connection pool.
 #[derive(Clone)]
 pub struct Upstream {
     base: Uri,
-    client: Client<HttpConnector, Full<Bytes>>,
+    /// `Host` of every request, made once (the pool would format it per request).
+    host: HeaderValue,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
 }
 
 impl Upstream {
-    /// A pool for `url` (`http://host:port/path`); answers must start within `timeout`.
+    /// A pool for `url` (`http://` or `https://host:port/path`, platform CA roots); answers
+    /// must start within `timeout`.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, UpstreamError> {
+        Self::with_tls(url, timeout, &UpstreamTls::default())
+    }
+
+    /// As [`Upstream::new`], with the trust settings of `https` upstreams.
+    pub fn with_tls(
+        url: &str,
+        timeout: Duration,
+        tls: &UpstreamTls,
+    ) -> Result<Self, UpstreamError> {
         let bad = |why: &str| UpstreamError::BadUrl {
             url: url.to_string(),
             why: why.to_string(),
         };
         let base: Uri = url.parse().map_err(|_| bad("not a URL"))?;
-        match base.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(bad(
-                    "https upstreams are not supported; put a TLS-originating proxy in front",
-                ));
-            }
-            _ => return Err(bad("the scheme must be http")),
-        }
-        if base.authority().is_none() {
+        let https = match base.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(bad("the scheme must be http or https")),
+        };
+        let Some(authority) = base.authority() else {
             return Err(bad("no host"));
-        }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout));
+        };
+        let host = match authority.port() {
+            Some(port) => format!("{}:{port}", authority.host()),
+            None => authority.host().to_string(),
+        };
+        let host = HeaderValue::from_str(&host).map_err(|_| bad("invalid host"))?;
+        // Roots are only loaded for https upstreams (reading the platform store takes time).
+        let roots = if https {
+            root_store(tls)?
+        } else {
+            rustls::RootCertStore::empty()
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| UpstreamError::Tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(timeout));
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);
         Ok(Upstream {
             base,
+            host,
             client,
             timeout,
         })
@@ -116,6 +213,9 @@ impl Upstream {
             .body(Full::new(body))
             .map_err(|e| UpstreamError::Request(e.to_string()))?;
         *req.headers_mut() = headers;
+        req.headers_mut()
+            .entry(axum::http::header::HOST)
+            .or_insert_with(|| self.host.clone());
         match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Err(_) => Err(UpstreamError::Timeout(self.timeout)),
             Ok(Err(e)) => Err(UpstreamError::Request(error_chain(&e))),
@@ -149,11 +249,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Copies the named headers (when present) from `from` into a new map.
+///
+/// One pass over `from` comparing names (a request carries a handful of headers), rather than
+/// one hashed lookup per wanted name.
 pub fn pick_headers(from: &HeaderMap, names: &[HeaderName]) -> HeaderMap {
-    let mut out = HeaderMap::new();
-    for name in names {
-        for v in from.get_all(name) {
-            out.append(name.clone(), v.clone());
+    let mut out = HeaderMap::with_capacity(names.len());
+    for (name, value) in from {
+        if names.contains(name) {
+            out.append(name.clone(), value.clone());
         }
     }
     out
@@ -178,9 +281,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn picked_headers_keep_every_value_of_the_wanted_names_only() {
+        use axum::http::header::{ACCEPT, AUTHORIZATION, COOKIE};
+        let mut from = HeaderMap::new();
+        from.append(ACCEPT, HeaderValue::from_static("application/json"));
+        from.append(ACCEPT, HeaderValue::from_static("text/event-stream"));
+        from.append(COOKIE, HeaderValue::from_static("secret=1"));
+        from.append(AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        let out = pick_headers(&from, &[ACCEPT, AUTHORIZATION]);
+        assert_eq!(out.len(), 3);
+        let accepts: Vec<_> = out.get_all(ACCEPT).iter().collect();
+        assert_eq!(accepts, ["application/json", "text/event-stream"]);
+        assert_eq!(out[AUTHORIZATION], "Bearer t");
+        assert!(out.get(COOKIE).is_none());
+    }
+
+    #[test]
     fn upstream_urls_are_checked_and_joined() {
-        assert!(Upstream::new("https://api.example.com", Duration::from_secs(1)).is_err());
+        assert!(Upstream::new("ftp://api.example.com", Duration::from_secs(1)).is_err());
         assert!(Upstream::new("not a url", Duration::from_secs(1)).is_err());
+        assert!(Upstream::new("https://api.example.com/mcp", Duration::from_secs(1)).is_ok());
+        let missing = UpstreamTls {
+            ca_file: Some(PathBuf::from("/nonexistent/ca.pem")),
+        };
+        let e = Upstream::with_tls("https://127.0.0.1:9/", Duration::from_secs(1), &missing)
+            .err()
+            .expect("a missing CA file is an error");
+        assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
         let up = Upstream::new("http://127.0.0.1:9/base/", Duration::from_secs(1)).expect("url");
         assert_eq!(
             up.with_path("/v1/chat/completions")

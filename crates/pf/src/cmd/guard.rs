@@ -35,8 +35,8 @@ pub struct Args {
     /// Anomaly detection (call rates, tool sequences).
     #[command(flatten)]
     anomaly: super::guard_anomaly::AnomalyArgs,
-    /// Proxy this HTTP upstream instead of a stdio server: a Streamable HTTP MCP endpoint
-    /// (http://HOST:PORT/mcp), or with --openai a model server's root (http://HOST:PORT).
+    /// Proxy this HTTP(S) upstream instead of a stdio server: a Streamable HTTP MCP endpoint
+    /// (http[s]://HOST:PORT/mcp), or with --openai a model server's root (http[s]://HOST:PORT).
     #[arg(long, value_name = "URL")]
     upstream: Option<String>,
     /// The upstream is an OpenAI-compatible model server: proxy /v1/chat/completions and
@@ -46,6 +46,10 @@ pub struct Args {
     /// Address the HTTP proxy listens on.
     #[arg(long, default_value = "127.0.0.1:8808", requires = "upstream")]
     listen: String,
+    /// PEM file of CA certificates an https upstream's certificate must chain to, instead of
+    /// the platform's roots (for a private CA).
+    #[arg(long, value_name = "FILE", requires = "upstream")]
+    upstream_ca: Option<std::path::PathBuf>,
     /// Seconds the upstream may take to start answering (and to send a JSON body), and the
     /// longest silence on an event stream.
     #[arg(long, default_value_t = 300, requires = "upstream")]
@@ -171,7 +175,10 @@ async fn serve_http(
     enforcers: impl Fn() -> PolicyEnforcer + Send + Sync + 'static,
 ) -> miette::Result<()> {
     let timeout = Duration::from_secs(args.upstream_timeout.max(1));
-    let upstream = Upstream::new(url, timeout).map_err(|e| miette::miette!("{e}"))?;
+    let tls = pf_guard::upstream::UpstreamTls {
+        ca_file: args.upstream_ca.clone(),
+    };
+    let upstream = Upstream::with_tls(url, timeout, &tls).map_err(|e| miette::miette!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .into_diagnostic()
