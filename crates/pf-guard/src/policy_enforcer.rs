@@ -313,6 +313,6 @@ impl Enforcer for PolicyEnforcer {
 
     fn refuse_call(&mut self, tool: &str, code: &str, subject: &Value) {
         // The call is refused whether or not this record can be written.
-        self.log("call", tool, "deny", &[code.to_string()], subject);
+        self.log("call", tool, "deny", &[code.to_string()], subject.clone());
     }
 }
