@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use crate::enforcer::Enforcer;
 use crate::openai_chat::ChatSession;
 use crate::openai_stream::StreamFilter;
-use crate::sse::{self, Parser};
+use crate::sse::{self, Event, Parser};
 use crate::upstream::{self, Upstream, UpstreamError, is_content_type, pick_headers};
 
 /// Header naming the guard session of a request.
@@ -356,6 +356,36 @@ async fn handle<E: Enforcer + 'static>(
     (parts.status, headers, completion.to_string()).into_response()
 }
 
+/// Reads the next frame of a model server's event stream into `events`; `false` once the stream
+/// ended, stayed idle for `idle`, failed or was malformed (each logged).
+pub(crate) async fn read_events(
+    body: &mut Incoming,
+    idle: Duration,
+    parser: &mut Parser,
+    events: &mut Vec<Event>,
+) -> bool {
+    let frame = match tokio::time::timeout(idle, body.frame()).await {
+        Ok(Some(Ok(f))) => f,
+        Err(_) => {
+            tracing::warn!(?idle, "model stream idle; ending it");
+            return false;
+        }
+        Ok(None) => return false,
+        Ok(Some(Err(e))) => {
+            tracing::warn!(error = %e, "model stream failed");
+            return false;
+        }
+    };
+    let Ok(data) = frame.into_data() else {
+        return true;
+    };
+    if let Err(e) = parser.feed(&data, events) {
+        tracing::warn!(error = %e, "model stream malformed; ending it");
+        return false;
+    }
+    true
+}
+
 /// Relays a streamed completion through a [`StreamFilter`].
 fn relay_stream<E: Enforcer + 'static>(
     session: Shared<E>,
@@ -372,23 +402,7 @@ fn relay_stream<E: Enforcer + 'static>(
         let mut done = false;
         let mut saw_done = false;
         while !done {
-            let frame = match tokio::time::timeout(idle, body.frame()).await {
-                Ok(Some(Ok(f))) => f,
-                Err(_) => {
-                    tracing::warn!(?idle, "model stream idle; ending it");
-                    break;
-                }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    tracing::warn!(error = %e, "model stream failed");
-                    break;
-                }
-            };
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            if let Err(e) = parser.feed(&data, &mut events) {
-                tracing::warn!(error = %e, "model stream malformed; ending it");
+            if !read_events(&mut body, idle, &mut parser, &mut events).await {
                 break;
             }
             for ev in events.drain(..) {

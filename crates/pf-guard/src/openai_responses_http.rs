@@ -6,13 +6,12 @@ use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::enforcer::Enforcer;
-use crate::openai::{OpenAiProxy, lock};
+use crate::openai::{OpenAiProxy, lock, read_events};
 use crate::openai_chat::ChatSession;
 use crate::openai_responses_stream::ResponsesStream;
 use crate::sse::{self, Event, Parser};
@@ -36,23 +35,7 @@ pub(crate) fn relay<E: Enforcer + 'static>(
         let mut out: Vec<Value> = Vec::new();
         let mut remembered = false;
         'read: while !filter.finished() {
-            let frame = match tokio::time::timeout(idle, body.frame()).await {
-                Ok(Some(Ok(f))) => f,
-                Err(_) => {
-                    tracing::warn!(?idle, "model stream idle; ending it");
-                    break;
-                }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    tracing::warn!(error = %e, "model stream failed");
-                    break;
-                }
-            };
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            if let Err(e) = parser.feed(&data, &mut events) {
-                tracing::warn!(error = %e, "model stream malformed; ending it");
+            if !read_events(&mut body, idle, &mut parser, &mut events).await {
                 break;
             }
             for ev in events.drain(..) {
