@@ -313,6 +313,13 @@ impl<E: Enforcer> ChatSession<E> {
 /// The text of a message's `content`: a string, text parts joined by newlines, or empty for
 /// null; `None` for anything else.
 fn content_text(content: Option<&Value>) -> Option<String> {
+    parts_text(content, &["text"])
+}
+
+/// The text of a `content` value: a string, the parts whose `type` is one of `text_types` joined
+/// by newlines (images, audio and files carry no text the flow model could follow), or empty for
+/// null; `None` for anything else, or for a part without a type.
+pub(crate) fn parts_text(content: Option<&Value>, text_types: &[&str]) -> Option<String> {
     match content {
         None | Some(Value::Null) => Some(String::new()),
         Some(Value::String(s)) => Some(s.clone()),
@@ -320,14 +327,13 @@ fn content_text(content: Option<&Value>) -> Option<String> {
             let mut out = String::new();
             for p in parts {
                 match p.get("type").and_then(Value::as_str) {
-                    Some("text") => {
+                    Some(t) if text_types.contains(&t) => {
                         let t = p.get("text").and_then(Value::as_str)?;
                         if !out.is_empty() {
                             out.push('\n');
                         }
                         out.push_str(t);
                     }
-                    // Images, audio and files carry no text the flow model could follow.
                     Some(_) => {}
                     None => return None,
                 }

@@ -227,28 +227,7 @@ fn item_type_of(obj: &Map<String, Value>) -> Option<&str> {
 /// `input_text`/`output_text` parts joined by newlines (images and files carry no text the flow
 /// model could follow); `None` for anything else.
 fn input_text(content: Option<&Value>) -> Option<String> {
-    match content {
-        None | Some(Value::Null) => Some(String::new()),
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Array(parts)) => {
-            let mut out = String::new();
-            for p in parts {
-                match p.get("type").and_then(Value::as_str) {
-                    Some("input_text" | "output_text" | "text") => {
-                        let t = p.get("text").and_then(Value::as_str)?;
-                        if !out.is_empty() {
-                            out.push('\n');
-                        }
-                        out.push_str(t);
-                    }
-                    Some(_) => {}
-                    None => return None,
-                }
-            }
-            Some(out)
-        }
-        Some(_) => None,
-    }
+    crate::openai_chat::parts_text(content, &["input_text", "output_text", "text"])
 }
 
 /// Recomputes the convenience `output_text` (when the server sent one) from the checked items,
