@@ -19,6 +19,24 @@ fn post(url: &str, ct: &str, body: &[u8]) -> (u16, String) {
     }
 }
 
+/// Posts a body the server refuses before reading it all. The server may answer and close while
+/// the client is still writing (a broken pipe on the client side), so a transport error is
+/// retried; the answer, once one arrives, must be the status.
+fn post_oversize(url: &str, body: &[u8]) -> u16 {
+    let mut last = String::new();
+    for _ in 0..20 {
+        match ureq::post(url)
+            .set("Content-Type", "application/json")
+            .send_bytes(body)
+        {
+            Ok(r) => return r.status(),
+            Err(ureq::Error::Status(code, _)) => return code,
+            Err(e) => last = e.to_string(),
+        }
+    }
+    panic!("no answer to an oversize request in 20 tries: {last}");
+}
+
 fn start(dir: &std::path::Path) -> (tokio::runtime::Runtime, String, SignerKey) {
     let key = SignerKey::from_seed("srv.test/log", ALG_ED25519, [11; 32]).expect("key");
     let mut cfg = LedgerConfig::new("srv.test/log");
@@ -78,15 +96,9 @@ fn add_validates_requests_and_serves_verifiable_tiles() {
         400
     );
     let big = format!("{{\"x\":\"{}\"}}", "a".repeat(70_000));
-    assert_eq!(
-        post(&format!("{url}/add"), "application/json", big.as_bytes()).0,
-        413
-    );
+    assert_eq!(post_oversize(&format!("{url}/add"), big.as_bytes()), 413);
     let huge = vec![b' '; 200_000];
-    assert_eq!(
-        post(&format!("{url}/add"), "application/json", &huge).0,
-        413
-    );
+    assert_eq!(post_oversize(&format!("{url}/add"), &huge), 413);
 
     // Concurrent clients share batches.
     std::thread::scope(|s| {
