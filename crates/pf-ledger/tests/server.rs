@@ -19,22 +19,39 @@ fn post(url: &str, ct: &str, body: &[u8]) -> (u16, String) {
     }
 }
 
-/// Posts a body the server refuses before reading it all. The server may answer and close while
-/// the client is still writing (a broken pipe on the client side), so a transport error is
-/// retried; the answer, once one arrives, must be the status.
+/// Posts a body the server must refuse from its `Content-Length` alone, and returns the status.
+/// `Expect: 100-continue` lets the server answer before any of the body is sent (a client that
+/// sent the body at once could hit a broken pipe when the server answers early and closes).
 fn post_oversize(url: &str, body: &[u8]) -> u16 {
-    let mut last = String::new();
-    for _ in 0..20 {
-        match ureq::post(url)
-            .set("Content-Type", "application/json")
-            .send_bytes(body)
-        {
-            Ok(r) => return r.status(),
-            Err(ureq::Error::Status(code, _)) => return code,
-            Err(e) => last = e.to_string(),
+    use std::io::{BufRead, BufReader, Write};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest.split_once('/').expect("path");
+    let mut conn = std::net::TcpStream::connect(host).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        conn,
+        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .expect("write head");
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("status line");
+        let code: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {line:?}"));
+        if code != 100 {
+            return code;
         }
+        // The server asked for the body after all; skip the blank line and send it.
+        reader.read_line(&mut line).expect("blank line");
+        conn.write_all(body).expect("write body");
     }
-    panic!("no answer to an oversize request in 20 tries: {last}");
 }
 
 fn start(dir: &std::path::Path) -> (tokio::runtime::Runtime, String, SignerKey) {
