@@ -28,6 +28,8 @@ pub mod openai_stream;
 pub mod policy_enforcer;
 pub mod sse;
 pub mod stdio;
+#[cfg(test)]
+mod test_enforcer;
 pub mod upstream;
 pub mod user_turn;
 

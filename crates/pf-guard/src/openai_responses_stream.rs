@@ -299,30 +299,7 @@ fn part_events(id: &Value, index: u64, content: u64, part: &Value) -> Vec<Value>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enforcer::{CallOutcome, OutputOutcome};
-
-    struct DenyEmail;
-    impl Enforcer for DenyEmail {
-        fn tool_visible(&self, _: &str) -> bool {
-            true
-        }
-        fn decide_call(&mut self, tool: &str, _: &Value) -> CallOutcome {
-            if tool == "send_email" {
-                CallOutcome::Deny {
-                    reason: "flow".into(),
-                    codes: vec![],
-                }
-            } else {
-                CallOutcome::Allow
-            }
-        }
-        fn check_output(&mut self, _: Option<&str>, text: &str) -> OutputOutcome {
-            OutputOutcome::Redact(text.replace("4111", "[CARD]"))
-        }
-        fn finish_call(&mut self, _: &str) {}
-        fn user_request(&mut self, _: &str) {}
-        fn refuse_call(&mut self, _: &str, _: &str, _: &Value) {}
-    }
+    use crate::test_enforcer::DenyEmail;
 
     fn run(events: Vec<Value>) -> Vec<Value> {
         let mut s = ChatSession::new(DenyEmail);
