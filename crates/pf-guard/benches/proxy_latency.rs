@@ -7,22 +7,25 @@
 //! `PF_BENCH_PIN=1` (proxy thread alone on CPU 0, everything else on CPU 1; Linux),
 //! `PF_BENCH_PACING=timer` (pace with tokio's 1 ms timer, as before: bursts of requests).
 //! Runtimes: upstream, proxy and load generator each get one worker thread.
+//!
+//! The harness is kept lean so that it leaves the CPU to what is measured (on a 2-core machine
+//! every microsecond it spends is taken from the proxy): the load generator writes pre-formatted
+//! HTTP/1.1 requests on raw sockets and reads answers with `httparse` (as wrk does), and the
+//! upstream is a bare hyper server that reads only the JSON-RPC `id` of each request.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::http::{Request, StatusCode};
-use axum::response::IntoResponse;
+use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use pf_guard::PolicyEnforcer;
 use pf_guard::log::{Committer, QueuedSink};
 use pf_guard::mcp_http::{McpHttpConfig, McpHttpProxy};
 use pf_guard::metrics::GuardMetrics;
 use pf_guard::upstream::Upstream;
-use serde_json::{Value, json};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SPEC: &str = r#"
 name: bench-agent
@@ -95,17 +98,162 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// The JSON-RPC id of a request; every other field is skipped unread.
+#[derive(serde::Deserialize)]
+struct RequestId {
+    id: Value,
+}
+
 /// The upstream: answers every `tools/call` with a small text result.
-async fn upstream(body: Bytes) -> impl IntoResponse {
-    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let answer = json!({"jsonrpc": "2.0", "id": req["id"], "result": {
-        "content": [{"type": "text", "text": "order ORD-123456: shipped, 2 items, total 41.90 EUR"}],
-        "isError": false}});
-    (
-        StatusCode::OK,
-        [("content-type", "application/json")],
-        answer.to_string(),
+async fn upstream(
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, hyper::Error> {
+    let body = req.into_body().collect().await?.to_bytes();
+    let id = serde_json::from_slice::<RequestId>(&body).map_or(Value::Null, |r| r.id);
+    let answer = format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"type":"text","text":"order ORD-123456: shipped, 2 items, total 41.90 EUR"}}],"isError":false}}}}"#
+    );
+    let mut resp = hyper::Response::new(Full::new(Bytes::from(answer)));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}
+
+/// Serves [`upstream`] on every connection `listener` accepts.
+async fn serve_upstream(listener: tokio::net::TcpListener) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, hyper::service::service_fn(upstream))
+                .await;
+        });
+    }
+}
+
+async fn bind() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+}
+
+/// Reference: relays bytes both ways between each client and its own upstream connection.
+async fn tcp_relay(listener: tokio::net::TcpListener, upstream: std::net::SocketAddr) {
+    while let Ok((mut client, _)) = listener.accept().await {
+        tokio::spawn(async move {
+            let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                return;
+            };
+            let _ = client.set_nodelay(true);
+            let _ = server.set_nodelay(true);
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+        });
+    }
+}
+
+/// Reference: forwards each request's body to the upstream with the guard's own client and
+/// returns the answer's body, with no parsing, policy or logging.
+async fn http_forward(listener: tokio::net::TcpListener, upstream: Upstream) {
+    let upstream = Arc::new(upstream);
+    while let Ok((stream, _)) = listener.accept().await {
+        let _ = stream.set_nodelay(true);
+        let upstream = upstream.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let upstream = upstream.clone();
+                    async move {
+                        let body = req.into_body().collect().await?.to_bytes();
+                        let mut headers = hyper::HeaderMap::new();
+                        headers.insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static("application/json"),
+                        );
+                        let sent = upstream
+                            .send(hyper::Method::POST, upstream.base().clone(), headers, body)
+                            .await;
+                        let answer = match sent {
+                            Ok(resp) => upstream.read_body(resp.into_body(), 1 << 20).await.ok(),
+                            Err(_) => None,
+                        };
+                        let failed = answer.is_none();
+                        let mut resp = hyper::Response::new(Full::new(answer.unwrap_or_default()));
+                        if failed {
+                            *resp.status_mut() = hyper::StatusCode::BAD_GATEWAY;
+                        }
+                        resp.headers_mut().insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static("application/json"),
+                        );
+                        Ok::<_, hyper::Error>(resp)
+                    }
+                });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+/// One `tools/call` as HTTP/1.1 request bytes.
+fn request_bytes(path: &str, id: u64) -> Vec<u8> {
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"lookup_order","arguments":{{"order_id":"ORD-123456"}}}}}}"#
+    );
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
     )
+    .into_bytes()
+}
+
+/// Reads one HTTP/1.1 response with a `content-length` body from `stream`; `Ok(true)` when
+/// its status is 200. Bytes past the response stay in `buf`.
+async fn read_response(
+    stream: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let mut chunk = [0u8; 8192];
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut resp = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(head) =
+            resp.parse(buf).map_err(|e| bad(&e.to_string()))?
+        {
+            let len = resp
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|h| {
+                    std::str::from_utf8(h.value)
+                        .ok()?
+                        .trim()
+                        .parse::<usize>()
+                        .ok()
+                })
+                .ok_or_else(|| bad("no content-length"))?;
+            let ok = resp.code == Some(200);
+            while buf.len() < head + len {
+                let n = stream.read(&mut chunk).await?;
+                if n == 0 {
+                    return Err(bad("connection closed mid-body"));
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            buf.drain(..head + len);
+            return Ok(ok);
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(bad("connection closed mid-head"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }
 
 struct Phase {
@@ -173,23 +321,32 @@ async fn load(addr: std::net::SocketAddr, path: &str, s: &Settings) -> Phase {
     let interval = Duration::from_secs_f64(1.0 / s.rate);
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now() + Duration::from_millis(20);
-    // Fine pacing: a thread releases one permit per request at its due time (to within the
-    // kernel's timer slack, about 50-100 us), so requests arrive evenly. Tokio's timer has a
-    // 1 ms resolution: with PF_BENCH_PACING=timer, each millisecond's requests (20 at 20K/s)
-    // are released together and queue behind each other.
+    // Fine pacing: a thread wakes every 100 us (or every interval, if longer) and releases the
+    // permits of the requests due by then, so requests arrive nearly evenly (two at a time at
+    // 20K/s) without a wake-up per request. Tokio's timer has a 1 ms resolution: with
+    // PF_BENCH_PACING=timer, each millisecond's requests (20 at 20K/s) are released together and
+    // queue behind each other.
     let permits = (!s.timer_pacing).then(|| {
         let sem = Arc::new(tokio::sync::Semaphore::new(0));
         let pacer = sem.clone();
+        let tick = interval.max(Duration::from_micros(100));
         std::thread::Builder::new()
             .name("bench-pacer".into())
             .spawn(move || {
-                for i in 0..total {
-                    let due = start + interval.mul_f64(i as f64);
+                let mut released = 0u64;
+                while released < total {
                     let now = Instant::now();
-                    if due > now {
-                        std::thread::sleep(due - now);
+                    let due = if now < start {
+                        0
+                    } else {
+                        ((now - start).as_secs_f64() / interval.as_secs_f64()) as u64 + 1
+                    };
+                    let due = due.min(total);
+                    if due > released {
+                        pacer.add_permits((due - released) as usize);
+                        released = due;
                     }
-                    pacer.add_permits(1);
+                    std::thread::sleep(tick);
                 }
             })
             .expect("pacer thread");
@@ -199,13 +356,9 @@ async fn load(addr: std::net::SocketAddr, path: &str, s: &Settings) -> Phase {
     for _ in 0..s.conns {
         let (next, path, permits) = (next.clone(), path.to_string(), permits.clone());
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
             stream.set_nodelay(true).expect("nodelay");
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let (mut send, conn) = hyper::client::conn::http1::handshake(io)
-                .await
-                .expect("handshake");
-            tokio::spawn(conn);
+            let mut buf = Vec::with_capacity(8192);
             let mut lat = Vec::new();
             let mut errors = 0u64;
             loop {
@@ -223,21 +376,19 @@ async fn load(addr: std::net::SocketAddr, path: &str, s: &Settings) -> Phase {
                         tokio::time::sleep_until(due.into()).await;
                     }
                 }
-                let body = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
-                    "params": {"name": "lookup_order", "arguments": {"order_id": "ORD-123456"}}});
-                let req = Request::post(path.as_str())
-                    .header("host", "bench")
-                    .header("content-type", "application/json")
-                    .header("accept", "application/json, text/event-stream")
-                    .body(Full::new(Bytes::from(body.to_string())))
-                    .expect("request");
+                let req = request_bytes(&path, i);
                 let t0 = Instant::now();
-                let ok = match send.send_request(req).await {
-                    Ok(resp) => {
-                        let ok = resp.status() == StatusCode::OK;
-                        ok && resp.into_body().collect().await.is_ok()
+                let ok = match stream.write_all(&req).await {
+                    Ok(()) => read_response(&mut stream, &mut buf).await,
+                    Err(e) => Err(e),
+                };
+                let ok = match ok {
+                    Ok(ok) => ok,
+                    Err(e) => {
+                        eprintln!("connection failed: {e}");
+                        errors += 1;
+                        break;
                     }
-                    Err(_) => false,
                 };
                 lat.push(t0.elapsed().as_nanos() as u64);
                 if !ok {
@@ -292,13 +443,7 @@ fn main() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");
     let up_addr = up_listener.local_addr().expect("addr");
-    upstream_rt.spawn(async move {
-        let _ = axum::serve(
-            pf_guard::http::nodelay(up_listener),
-            Router::new().fallback(upstream),
-        )
-        .await;
-    });
+    upstream_rt.spawn(serve_upstream(up_listener));
 
     let spec = pf_spec::parse_str("bench.yaml", SPEC).expect("spec");
     let policy = Arc::new(pf_policy::compile(&spec).expect("compile").policy);
@@ -317,22 +462,33 @@ fn main() {
             )
         }
     };
-    let proxy_addr = proxy_rt.block_on(async {
-        let upstream =
-            Upstream::new(&format!("http://{up_addr}/mcp"), Duration::from_secs(10)).expect("url");
+    let (proxy_addr, relay_addr, forward_addr) = proxy_rt.block_on(async {
+        let url = format!("http://{up_addr}/mcp");
+        let upstream = Upstream::new(&url, Duration::from_secs(10)).expect("url");
         let proxy = McpHttpProxy::new(upstream, McpHttpConfig::default(), enforcers);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = bind().await;
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let _ = axum::serve(pf_guard::http::nodelay(listener), proxy.router()).await;
         });
-        addr
+        let relay = bind().await;
+        let relay_addr = relay.local_addr().expect("addr");
+        tokio::spawn(tcp_relay(relay, up_addr));
+        let forward = bind().await;
+        let forward_addr = forward.local_addr().expect("addr");
+        let upstream = Upstream::new(&url, Duration::from_secs(10)).expect("url");
+        tokio::spawn(http_forward(forward, upstream));
+        (addr, relay_addr, forward_addr)
     });
 
     let mut results = Vec::new();
-    for (name, addr) in [("direct", up_addr), ("proxied", proxy_addr)] {
+    let phases = [
+        ("direct", up_addr),
+        ("tcp-relay", relay_addr),
+        ("http-fwd", forward_addr),
+        ("guard", proxy_addr),
+    ];
+    for (name, addr) in phases {
         // Warm up connections, allocators and caches.
         let warm = Settings {
             rate: s.rate.min(5000.0),
@@ -362,36 +518,51 @@ fn main() {
         load_average()
     );
     println!(
-        "{:<8} {:>10} {:>9} {:>9} {:>9} {:>7}",
-        "phase", "req/s", "p50 us", "p99 us", "p99.9 us", "errors"
+        "phases: direct = straight to the upstream; tcp-relay = a byte relay (the floor of any proxy here); http-fwd = hyper server + the guard's upstream client, no policy; guard = McpHttpProxy with policy, result check and decision log"
     );
+    println!(
+        "{:<10} {:>8} {:>8} {:>8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>6}",
+        "phase",
+        "req/s",
+        "p50 us",
+        "p99 us",
+        "p99.9 us",
+        "+p50 us",
+        "+p99 us",
+        "proxy CPU",
+        "other CPU",
+        "errors"
+    );
+    let d = &results[0].1;
+    let per_req = |cpu: f64, p: &Phase| cpu / p.latencies_ns.len().max(1) as f64 * 1e6;
     for (name, p) in &results {
         println!(
-            "{:<8} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>7}",
+            "{:<10} {:>8.0} {:>8.1} {:>8.1} {:>9.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>6}",
             name,
             p.latencies_ns.len() as f64 / p.elapsed.as_secs_f64(),
             pct(&p.latencies_ns, 0.50),
             pct(&p.latencies_ns, 0.99),
             pct(&p.latencies_ns, 0.999),
+            pct(&p.latencies_ns, 0.50) - pct(&d.latencies_ns, 0.50),
+            pct(&p.latencies_ns, 0.99) - pct(&d.latencies_ns, 0.99),
+            per_req(p.cpu.proxy, p),
+            per_req(p.cpu.rest, p),
             p.errors
         );
     }
-    let (d, p) = (&results[0].1, &results[1].1);
+    let p = &results[3].1;
+    let f = &results[2].1;
     println!(
-        "added    p50 {:.1} us, p99 {:.1} us (targets: p50 <= 100 us, p99 <= 500 us)",
+        "guard: added p50 {:.1} us, p99 {:.1} us (targets: p50 <= 100 us, p99 <= 500 us); proxy CPU {:.1} us/request (http-fwd {:.1}: the guard's own work is {:.1}); decision-log writer {:.1} us/request; implied capacity {:.0} req/s per core",
         pct(&p.latencies_ns, 0.50) - pct(&d.latencies_ns, 0.50),
-        pct(&p.latencies_ns, 0.99) - pct(&d.latencies_ns, 0.99)
+        pct(&p.latencies_ns, 0.99) - pct(&d.latencies_ns, 0.99),
+        per_req(p.cpu.proxy, p),
+        per_req(f.cpu.proxy, f),
+        per_req(p.cpu.proxy, p) - per_req(f.cpu.proxy, f),
+        per_req(p.cpu.log, p),
+        p.latencies_ns.len() as f64 / p.cpu.proxy.max(1e-9)
     );
-    let n = p.latencies_ns.len().max(1) as f64;
-    println!(
-        "proxy CPU {:.1} us/request on its worker thread (other threads: {:.1} us/request proxied, of which decision-log writer {:.1}, vs {:.1} direct); implied proxy capacity {:.0} req/s per core",
-        p.cpu.proxy / n * 1e6,
-        p.cpu.rest / n * 1e6,
-        p.cpu.log / n * 1e6,
-        d.cpu.rest / d.latencies_ns.len().max(1) as f64 * 1e6,
-        n / p.cpu.proxy.max(1e-9)
-    );
-    let failed = d.errors + p.errors;
+    let failed: u64 = results.iter().map(|(_, p)| p.errors).sum();
     drop(proxy_rt);
     drop(upstream_rt);
     let _ = std::fs::remove_dir_all(&dir);
