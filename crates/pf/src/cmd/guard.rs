@@ -106,16 +106,21 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
             spec_path.display()
         );
     }
+    check_flags(&args)?;
     let loaded = pf_spec::load(&spec_path)?;
     let compiled = pf_policy::compile(&loaded.spec).map_err(|e| miette::miette!("{e}"))?;
     for w in &compiled.warnings {
         eprintln!("warning: {w:?}");
     }
-    let committer = Committer::random();
+    // Every setting is checked and every address bound before the decision log (and its salt
+    // file) is created: a mistake must leave no log of a session that never ran.
     let metrics = Arc::new(GuardMetrics::default());
-    let sink = open_sink(args.ledger.as_deref(), &args.log, &committer)?;
     let anomaly = super::guard_anomaly::setup(&args.anomaly, compiled.policy.agent(), &metrics)?;
     let webhook = anomaly.as_ref().and_then(|a| a.webhook());
+    let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
+    let bound = runtime.block_on(bind(&args))?;
+    let committer = Committer::random();
+    let sink = open_sink(args.ledger.as_deref(), &args.log, &committer)?;
     let enforcers = {
         let (policy, digest) = (Arc::new(compiled.policy), pf_spec::digest(&loaded.spec));
         let (sink, metrics) = (sink.clone(), metrics.clone());
@@ -133,17 +138,12 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
             }
         }
     };
-    let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
     let code = runtime.block_on(async {
-        if let Some(addr) = &args.metrics_addr {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .into_diagnostic()
-                .wrap_err_with(|| format!("cannot listen on {addr}"))?;
+        if let Some(listener) = bound.metrics {
             tokio::spawn(pf_guard::http::serve(listener, metrics.clone()));
         }
-        match &args.upstream {
-            Some(url) => serve_http(&args, url, enforcers).await.map(|()| 0),
+        match bound.proxy {
+            Some(proxy) => serve_http(&args, proxy, enforcers).await.map(|()| 0),
             None => {
                 let Some((command, server_args)) = args.server.split_first() else {
                     miette::bail!("no MCP server command after `--`");
@@ -168,21 +168,66 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
+/// Refuses flags that only apply to a mode other than the one chosen.
+fn check_flags(args: &Args) -> miette::Result<()> {
+    if args.openai && args.trust_user_request {
+        miette::bail!(
+            "--trust-user-request is for MCP; an OpenAI-compatible upstream (--openai) carries the user's turn itself"
+        );
+    }
+    if args.openai && !args.allow_origin.is_empty() {
+        miette::bail!("--allow-origin is for the MCP proxy, not with --openai");
+    }
+    Ok(())
+}
+
+/// What `pf guard` listens on, bound before anything is written.
+struct Bound {
+    /// The /metrics and /healthz listener (`--metrics-addr`).
+    metrics: Option<tokio::net::TcpListener>,
+    /// The HTTP proxy's upstream and listener (`--upstream`, `--listen`).
+    proxy: Option<(Upstream, tokio::net::TcpListener)>,
+}
+
+/// Checks the upstream settings and binds the listeners.
+async fn bind(args: &Args) -> miette::Result<Bound> {
+    let listen = |addr: String| async move {
+        tokio::net::TcpListener::bind(&addr)
+            .await
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot listen on {addr}"))
+    };
+    let proxy = match &args.upstream {
+        Some(url) => {
+            let timeout = Duration::from_secs(args.upstream_timeout.max(1));
+            let tls = pf_guard::upstream::UpstreamTls {
+                ca_file: args.upstream_ca.clone(),
+            };
+            let upstream =
+                Upstream::with_tls(url, timeout, &tls).map_err(|e| miette::miette!("{e}"))?;
+            // Plain http never reads the CA file; a user who gave one expects TLS.
+            if args.upstream_ca.is_some() && upstream.base().scheme_str() == Some("http") {
+                miette::bail!("--upstream-ca is for an https upstream, but `{url}` is plain http");
+            }
+            Some((upstream, listen(args.listen.clone()).await?))
+        }
+        None => None,
+    };
+    let metrics = match &args.metrics_addr {
+        Some(addr) => Some(listen(addr.clone()).await?),
+        None => None,
+    };
+    Ok(Bound { metrics, proxy })
+}
+
 /// Runs the MCP or OpenAI HTTP proxy until SIGINT/SIGTERM.
 async fn serve_http(
     args: &Args,
-    url: &str,
+    (upstream, listener): (Upstream, tokio::net::TcpListener),
     enforcers: impl Fn() -> PolicyEnforcer + Send + Sync + 'static,
 ) -> miette::Result<()> {
-    let timeout = Duration::from_secs(args.upstream_timeout.max(1));
-    let tls = pf_guard::upstream::UpstreamTls {
-        ca_file: args.upstream_ca.clone(),
-    };
-    let upstream = Upstream::with_tls(url, timeout, &tls).map_err(|e| miette::miette!("{e}"))?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .into_diagnostic()
-        .wrap_err_with(|| format!("cannot listen on {}", args.listen))?;
+    let timeout = upstream.timeout();
+    let url = args.upstream.as_deref().unwrap_or_default();
     let router = if args.openai {
         let mut config = OpenAiConfig {
             idle_timeout: timeout,
@@ -226,8 +271,18 @@ fn open_sink(
     log: &Path,
     committer: &Committer,
 ) -> miette::Result<Arc<QueuedSink>> {
-    let salt_file = match ledger {
-        Some(dir) => dir.join("guard-salts"),
+    // A ledger directory is opened, and so checked, before the salt file is written into it.
+    let ledger = match ledger {
+        Some(dir) => {
+            let opened = pf_ledger::dir::open(dir, None)
+                .map_err(|e| miette::miette!("{e}"))
+                .wrap_err_with(|| format!("opening ledger {}", dir.display()))?;
+            Some((dir, opened))
+        }
+        None => None,
+    };
+    let salt_file = match &ledger {
+        Some((dir, _)) => dir.join("guard-salts"),
         None => PathBuf::from(format!("{}.salts", log.display())),
     };
     append_secret(
@@ -236,12 +291,7 @@ fn open_sink(
     )
     .wrap_err_with(|| format!("writing {}", salt_file.display()))?;
     let sink = match ledger {
-        Some(dir) => {
-            let ledger = pf_ledger::dir::open(dir, None)
-                .map_err(|e| miette::miette!("{e}"))
-                .wrap_err_with(|| format!("opening ledger {}", dir.display()))?;
-            QueuedSink::ledger(ledger, 4096).into_diagnostic()?
-        }
+        Some((_, ledger)) => QueuedSink::ledger(ledger, 4096).into_diagnostic()?,
         None => QueuedSink::jsonl(log, 4096)
             .into_diagnostic()
             .wrap_err_with(|| format!("opening {}", log.display()))?,
