@@ -4,7 +4,8 @@
 //!
 //! Environment: `PF_BENCH_RATE` (requests/s, default 20000), `PF_BENCH_SECS` (per phase,
 //! default 5), `PF_BENCH_CONNS` (default 16), `PF_BENCH_SMOKE=1` (a second or two, for CI),
-//! `PF_BENCH_PIN=1` (proxy thread alone on CPU 0, everything else on CPU 1; Linux),
+//! `PF_BENCH_PIN=1` (the guard's threads, proxy worker and decision-log writer, on CPU 0;
+//! upstream, load generator and pacer on CPU 1; Linux),
 //! `PF_BENCH_PACING=timer` (pace with tokio's 1 ms timer, as before: bursts of requests).
 //! Runtimes: upstream, proxy and load generator each get one worker thread.
 //!
@@ -263,8 +264,9 @@ struct Phase {
     cpu: Cpu,
 }
 
-/// CPU seconds used by the proxy's worker thread and by every other thread of the process
-/// (upstream, load generator, decision-log writer), from /proc (Linux; zeros elsewhere).
+/// CPU seconds used by the guard's threads (proxy worker and decision-log writer; `log` is the
+/// writer's share) and by the harness's (upstream, load generator, pacer), from /proc (Linux;
+/// zeros elsewhere).
 #[derive(Default, Clone, Copy)]
 struct Cpu {
     proxy: f64,
@@ -303,7 +305,8 @@ fn thread_cpu() -> Cpu {
                 .unwrap_or(0.0)
         };
         let secs = (ticks(14) + ticks(15)) / 100.0; // USER_HZ is 100 on Linux
-        if name.starts_with("bench-proxy") {
+        // The guard's threads: the proxy worker and the decision-log writer.
+        if name.starts_with("bench-proxy") || name.starts_with("pf-guard-log") {
             cpu.proxy += secs;
         } else {
             cpu.rest += secs;
@@ -425,8 +428,8 @@ fn main() {
     let s = settings();
     let dir = std::env::temp_dir().join(format!("pf-guard-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    // PF_BENCH_PIN=1: the proxy's worker thread alone on CPU 0; everything else (load
-    // generator, upstream, decision-log writer, this thread) on CPU 1.
+    // PF_BENCH_PIN=1: the guard's threads (proxy worker, decision-log writer) on CPU 0; the
+    // harness (load generator, pacer, upstream, this thread) on CPU 1.
     let (proxy_cpu, other_cpu) = if s.pin {
         (Some(0), Some(1))
     } else {
@@ -447,7 +450,17 @@ fn main() {
 
     let spec = pf_spec::parse_str("bench.yaml", SPEC).expect("spec");
     let policy = Arc::new(pf_policy::compile(&spec).expect("compile").policy);
-    let sink = Arc::new(QueuedSink::jsonl(&dir.join("decisions.jsonl"), 4096).expect("log"));
+    // The writer thread inherits the CPU affinity of the thread that starts it.
+    let log_path = dir.join("decisions.jsonl");
+    let sink = std::thread::spawn(move || {
+        if let Some(cpu) = proxy_cpu {
+            pin_current_thread(cpu);
+        }
+        QueuedSink::jsonl(&log_path, 4096).expect("log")
+    })
+    .join()
+    .expect("log opener");
+    let sink = Arc::new(sink);
     let metrics = Arc::new(GuardMetrics::default());
     let committer = Committer::random();
     let enforcers = {
@@ -510,8 +523,10 @@ fn main() {
         s.secs,
         s.conns,
         match (s.pin, s.timer_pacing) {
-            (true, false) => "pinned: proxy on CPU 0, the rest on CPU 1; fine pacing",
-            (true, true) => "pinned: proxy on CPU 0, the rest on CPU 1; 1 ms timer pacing",
+            (true, false) =>
+                "pinned: guard (proxy worker, log writer) on CPU 0, harness on CPU 1; fine pacing",
+            (true, true) =>
+                "pinned: guard (proxy worker, log writer) on CPU 0, harness on CPU 1; 1 ms timer pacing",
             (false, false) => "unpinned; fine pacing",
             (false, true) => "unpinned; 1 ms timer pacing",
         },
@@ -529,8 +544,8 @@ fn main() {
         "p99.9 us",
         "+p50 us",
         "+p99 us",
-        "proxy CPU",
-        "other CPU",
+        "guard CPU",
+        "harness CPU",
         "errors"
     );
     let d = &results[0].1;
@@ -553,13 +568,13 @@ fn main() {
     let p = &results[3].1;
     let f = &results[2].1;
     println!(
-        "guard: added p50 {:.1} us, p99 {:.1} us (targets: p50 <= 100 us, p99 <= 500 us); proxy CPU {:.1} us/request (http-fwd {:.1}: the guard's own work is {:.1}); decision-log writer {:.1} us/request; implied capacity {:.0} req/s per core",
+        "guard: added p50 {:.1} us, p99 {:.1} us (targets: p50 <= 100 us, p99 <= 500 us); guard CPU {:.1} us/request, of which decision-log writer {:.1} (http-fwd {:.1}: the guard's own work is {:.1}); implied capacity {:.0} req/s per core",
         pct(&p.latencies_ns, 0.50) - pct(&d.latencies_ns, 0.50),
         pct(&p.latencies_ns, 0.99) - pct(&d.latencies_ns, 0.99),
         per_req(p.cpu.proxy, p),
+        per_req(p.cpu.log, p),
         per_req(f.cpu.proxy, f),
         per_req(p.cpu.proxy, p) - per_req(f.cpu.proxy, f),
-        per_req(p.cpu.log, p),
         p.latencies_ns.len() as f64 / p.cpu.proxy.max(1e-9)
     );
     let failed: u64 = results.iter().map(|(_, p)| p.errors).sum();

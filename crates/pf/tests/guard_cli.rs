@@ -257,6 +257,40 @@ fn requests_sent_just_before_the_client_closes_are_still_answered() {
     );
 }
 
+#[test]
+fn the_guard_exits_when_the_server_does_even_if_the_client_stays() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("decisions.jsonl");
+    let spec = support_spec();
+    let started = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pf"))
+        .args(["guard", "--spec", spec.to_str().expect("utf-8"), "--log"])
+        .arg(&log)
+        .args(["--", "sh", "-c", "exit 3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("pf guard starts");
+    // The client keeps its end of stdin open and sends nothing.
+    let _stdin = child.stdin.take().expect("stdin");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("pf guard did not exit after its server did");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "the server's exit code is passed on"
+    );
+}
+
 /// search_kb's output is untrusted; e-mail may go to an address seen there only when the user
 /// named it (`unless: [user_request]`).
 const USER_TURN_SPEC: &str = r#"

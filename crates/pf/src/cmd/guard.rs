@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Longest wait at exit for the runtime's tasks and blocking threads.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 use miette::{IntoDiagnostic, WrapErr};
 use pf_guard::PolicyEnforcer;
 use pf_guard::log::{Committer, LogError, QueuedSink};
@@ -156,7 +159,9 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
             }
         }
     });
-    drop(runtime);
+    // Not `drop`: a dropped runtime waits for its blocking threads, and one may be blocked
+    // reading our stdin (a client still connected after the server has gone).
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
     super::guard_anomaly::close(webhook);
     let code = code?;
     // The enforcer (the only other owner) is gone with the runtime, so the sink can be closed.
