@@ -50,6 +50,13 @@ pub struct Args {
     /// the platform's roots (for a private CA).
     #[arg(long, value_name = "FILE", requires = "upstream")]
     upstream_ca: Option<std::path::PathBuf>,
+    /// PEM certificate chain the guard presents to an https upstream that asks for a client
+    /// certificate (mutual TLS); needs --upstream-client-key.
+    #[arg(long, value_name = "FILE", requires_all = ["upstream", "upstream_client_key"])]
+    upstream_client_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --upstream-client-cert.
+    #[arg(long, value_name = "FILE", requires = "upstream_client_cert")]
+    upstream_client_key: Option<PathBuf>,
     /// Seconds the upstream may take to start answering (and to send a JSON body), and the
     /// longest silence on an event stream.
     #[arg(long, default_value_t = 300, requires = "upstream")]
@@ -111,10 +118,16 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     for w in &compiled.warnings {
         eprintln!("warning: {w:?}");
     }
+    // Every TLS file (upstream and webhook) is read before the decision log is opened or
+    // anything listens, so a bad one stops the guard with nothing started.
+    let upstream = match &args.upstream {
+        Some(url) => Some(upstream(&args, url)?),
+        None => None,
+    };
     let committer = Committer::random();
     let metrics = Arc::new(GuardMetrics::default());
-    let sink = open_sink(args.ledger.as_deref(), &args.log, &committer)?;
     let anomaly = super::guard_anomaly::setup(&args.anomaly, compiled.policy.agent(), &metrics)?;
+    let sink = open_sink(args.ledger.as_deref(), &args.log, &committer)?;
     let webhook = anomaly.as_ref().and_then(|a| a.webhook());
     let enforcers = {
         let (policy, digest) = (Arc::new(compiled.policy), pf_spec::digest(&loaded.spec));
@@ -142,9 +155,11 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
                 .wrap_err_with(|| format!("cannot listen on {addr}"))?;
             tokio::spawn(pf_guard::http::serve(listener, metrics.clone()));
         }
-        match &args.upstream {
-            Some(url) => serve_http(&args, url, enforcers).await.map(|()| 0),
-            None => {
+        match (upstream, &args.upstream) {
+            (Some(upstream), Some(url)) => serve_http(&args, url, upstream, enforcers)
+                .await
+                .map(|()| 0),
+            _ => {
                 let Some((command, server_args)) = args.server.split_first() else {
                     miette::bail!("no MCP server command after `--`");
                 };
@@ -168,17 +183,33 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
+/// The upstream's connection pool, its TLS files read and checked.
+fn upstream(args: &Args, url: &str) -> miette::Result<Upstream> {
+    let https = url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+    if args.upstream_client_cert.is_some() && !https {
+        miette::bail!(
+            "--upstream-client-cert is for an https:// upstream; {url} is not (a client certificate would never be sent)"
+        );
+    }
+    let timeout = Duration::from_secs(args.upstream_timeout.max(1));
+    let tls = pf_guard::upstream::UpstreamTls {
+        ca_file: args.upstream_ca.clone(),
+        client_cert: args.upstream_client_cert.clone(),
+        client_key: args.upstream_client_key.clone(),
+    };
+    Upstream::with_tls(url, timeout, &tls).map_err(|e| miette::miette!("{e}"))
+}
+
 /// Runs the MCP or OpenAI HTTP proxy until SIGINT/SIGTERM.
 async fn serve_http(
     args: &Args,
     url: &str,
+    upstream: Upstream,
     enforcers: impl Fn() -> PolicyEnforcer + Send + Sync + 'static,
 ) -> miette::Result<()> {
-    let timeout = Duration::from_secs(args.upstream_timeout.max(1));
-    let tls = pf_guard::upstream::UpstreamTls {
-        ca_file: args.upstream_ca.clone(),
-    };
-    let upstream = Upstream::with_tls(url, timeout, &tls).map_err(|e| miette::miette!("{e}"))?;
+    let timeout = upstream.timeout();
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .into_diagnostic()
