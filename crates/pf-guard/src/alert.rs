@@ -1,10 +1,12 @@
 //! Anomaly alerts as events: the per-session [`AnomalyMonitor`] around a [`Detector`], the JSON
 //! alert event, and the optional [`Webhook`] that POSTs events without ever stalling the guard.
 //!
-//! The webhook has a bounded queue and one sender thread. Posting never blocks: when the queue
-//! is full the event is dropped and `pf_guard_alert_webhook_failures_total{reason="queue_full"}`
-//! counts it; an unreachable or failing endpoint is counted the same way (`unreachable`,
-//! `status`), never fatal. The decision log, not the webhook, is the durable record of an alert.
+//! The webhook has a bounded queue and one sender thread doing blocking HTTP/1.1 (ureq), over
+//! rustls for `https://` URLs. Posting never blocks: when the queue is full the event is dropped
+//! and `pf_guard_alert_webhook_failures_total{reason="queue_full"}` counts it; an unreachable
+//! endpoint, a failed TLS handshake or a non-2xx answer is counted the same way (`unreachable`,
+//! `tls`, `status`), never fatal. The decision log, not the webhook, is the durable record of an
+//! alert.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -14,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::anomaly::{Anomaly, AnomalyMode, Detector};
 use crate::metrics::{GuardMetrics, ReasonLabels};
+use crate::tls::{ClientTls, TlsError};
 
 /// Events the webhook queue holds before new ones are dropped (and counted).
 pub const WEBHOOK_QUEUE: usize = 256;
@@ -25,11 +28,12 @@ pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why a webhook could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum AlertError {
-    /// The URL is not a plain `http://` URL (this build has no TLS client).
-    #[error(
-        "alert webhook `{0}`: expected an http://host[:port]/path URL (https is not supported)"
-    )]
+    /// The URL is not an `http://` or `https://` URL with a host.
+    #[error("alert webhook `{0}`: expected an http[s]://host[:port]/path URL")]
     Url(String),
+    /// The TLS settings of an `https://` webhook are unusable.
+    #[error("alert webhook TLS: {0}")]
+    Tls(#[from] TlsError),
     /// The sender thread could not be started.
     #[error("alert webhook: cannot start the sender thread: {0}")]
     Thread(std::io::Error),
@@ -43,21 +47,38 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// Starts the sender for `url` (`http://` only), counting failures in `metrics`.
+    /// Starts the sender for `url` (`http://`, or `https://` checked against the platform's CA
+    /// roots), counting failures in `metrics`.
     pub fn spawn(url: &str, metrics: Arc<GuardMetrics>) -> Result<Webhook, AlertError> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| AlertError::Url(url.to_string()))?;
+        Self::spawn_with_tls(url, &ClientTls::default(), metrics)
+    }
+
+    /// As [`Webhook::spawn`], with the TLS settings of an `https://` URL (a private CA file, a
+    /// client certificate); they are read now, so a bad file is an error here, not at the first
+    /// alert.
+    pub fn spawn_with_tls(
+        url: &str,
+        tls: &ClientTls,
+        metrics: Arc<GuardMetrics>,
+    ) -> Result<Webhook, AlertError> {
+        let (https, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => return Err(AlertError::Url(url.to_string())),
+        };
         if rest.is_empty() || rest.starts_with('/') {
             return Err(AlertError::Url(url.to_string()));
         }
-        let (tx, rx) = mpsc::sync_channel::<String>(WEBHOOK_QUEUE);
-        let (done_tx, finished) = mpsc::channel();
-        let agent = ureq::AgentBuilder::new()
+        let mut agent = ureq::AgentBuilder::new()
             .timeout_connect(WEBHOOK_CONNECT_TIMEOUT)
             .timeout(WEBHOOK_TIMEOUT)
-            .redirects(0)
-            .build();
+            .redirects(0);
+        if https {
+            agent = agent.tls_connector(Arc::new(RustlsConnector(Arc::new(tls.client_config()?))));
+        }
+        let agent = agent.build();
+        let (tx, rx) = mpsc::sync_channel::<String>(WEBHOOK_QUEUE);
+        let (done_tx, finished) = mpsc::channel();
         let url = url.to_string();
         let counters = metrics.clone();
         std::thread::Builder::new()
@@ -71,6 +92,7 @@ impl Webhook {
                     let failure = match result {
                         Ok(_) => None,
                         Err(ureq::Error::Status(code, _)) => Some(("status", code.to_string())),
+                        Err(e) if is_tls_failure(&e) => Some(("tls", e.to_string())),
                         Err(e) => Some(("unreachable", e.to_string())),
                     };
                     if let Some((reason, detail)) = failure {
@@ -105,6 +127,110 @@ impl Webhook {
         if let Ok(finished) = self.finished.lock() {
             let _ = finished.recv_timeout(wait);
         }
+    }
+}
+
+/// Whether a request failed in TLS (handshake refused, certificate not trusted, an alert from
+/// the server) rather than in reaching the host: somewhere in the error's chain is rustls's
+/// error, which [`RustlsConnector`] and ureq's reader wrap in I/O errors (one inside another
+/// when the server's alert arrives as the answer is read, as a TLS 1.3 client-certificate
+/// refusal does).
+fn is_tls_failure(e: &ureq::Error) -> bool {
+    use std::error::Error;
+    let mut cur: Option<&(dyn Error + 'static)> = e.source();
+    // The chain is short; the bound only guards against a cycle.
+    for _ in 0..8 {
+        let Some(err) = cur else { return false };
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        // io::Error::source skips the error it wraps; get_ref is that error.
+        cur = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn Error + 'static)),
+            None => err.source(),
+        };
+    }
+    false
+}
+
+/// The webhook sender's TLS: a rustls client connection over ureq's blocking socket (ureq's own
+/// TLS feature would bring its own roots, webpki-roots, instead of the guard's trust settings).
+struct RustlsConnector(Arc<rustls::ClientConfig>);
+
+impl ureq::TlsConnector for RustlsConnector {
+    fn connect(
+        &self,
+        dns_name: &str,
+        mut io: Box<dyn ureq::ReadWrite>,
+    ) -> Result<Box<dyn ureq::ReadWrite>, ureq::Error> {
+        // ureq passes an IPv6 literal in its URL brackets; a server name has none.
+        let host = dns_name
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(dns_name);
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let mut conn =
+            rustls::ClientConnection::new(self.0.clone(), name).map_err(std::io::Error::other)?;
+        // The socket already has ureq's deadline as its read and write timeouts.
+        conn.complete_io(&mut io)?;
+        if conn.is_handshaking() {
+            // complete_io stops early only when the socket would not take more bytes.
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+        Ok(Box::new(TlsStream(rustls::StreamOwned::new(conn, io))))
+    }
+}
+
+/// A TLS connection to the webhook, as ureq reads and writes it.
+struct TlsStream(rustls::StreamOwned<rustls::ClientConnection, Box<dyn ureq::ReadWrite>>);
+
+impl ureq::ReadWrite for TlsStream {
+    fn socket(&self) -> Option<&std::net::TcpStream> {
+        self.0.sock.socket()
+    }
+}
+
+impl std::io::Read for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // A read first sends what earlier writes left buffered, so it sees their failures too.
+        self.0.read(buf).map_err(|e| self.alert_instead(e))
+    }
+}
+
+impl TlsStream {
+    /// The server's alert instead of `e` when one is waiting to be read. A server that refuses
+    /// the client after the handshake (TLS 1.3 client authentication) sends an alert and
+    /// closes; sending the client's next bytes can then fail with a broken pipe or a reset
+    /// first, which would hide why.
+    fn alert_instead(&mut self, e: std::io::Error) -> std::io::Error {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+        if !matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted) {
+            return e;
+        }
+        let stream = &mut self.0;
+        if let Ok(1..) = stream.conn.read_tls(&mut stream.sock)
+            && let Err(tls) = stream.conn.process_new_packets()
+        {
+            return std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
+        }
+        e
+    }
+}
+
+impl std::io::Write for TlsStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(|e| self.alert_instead(e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(|e| self.alert_instead(e))
+    }
+}
+
+impl std::fmt::Debug for TlsStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsStream").finish_non_exhaustive()
     }
 }
 
@@ -201,10 +327,11 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_http_urls_are_accepted() {
+    fn only_http_and_https_urls_with_a_host_are_accepted() {
         let m = Arc::new(GuardMetrics::default());
         for bad in [
-            "https://x.example/hook",
+            "https://",
+            "https:///hook",
             "ftp://x",
             "http://",
             "http:///path",
@@ -214,6 +341,10 @@ mod tests {
                 matches!(Webhook::spawn(bad, m.clone()), Err(AlertError::Url(_))),
                 "{bad}"
             );
+        }
+        for good in ["http://127.0.0.1:9/a", "https://alerts.example/hook"] {
+            let hook = Webhook::spawn(good, m.clone()).expect(good);
+            hook.close(Duration::from_secs(1));
         }
     }
 

@@ -30,6 +30,7 @@ pub mod sse;
 pub mod stdio;
 #[cfg(test)]
 mod test_enforcer;
+pub mod tls;
 pub mod upstream;
 pub mod user_turn;
 

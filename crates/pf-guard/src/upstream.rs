@@ -2,8 +2,6 @@
 //! (plain HTTP or HTTPS with rustls), with timeouts and body-size limits on everything the
 //! upstream sends back.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
@@ -14,6 +12,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+
+use crate::tls::{ClientTls, TlsError};
 
 /// Why the upstream could not be used; every variant becomes an HTTP 502/504 for the client.
 #[derive(Debug, thiserror::Error)]
@@ -38,68 +38,15 @@ pub enum UpstreamError {
     /// Reading the answer body failed.
     #[error("reading the upstream body failed: {0}")]
     Body(String),
-    /// The TLS trust settings are unusable (CA file missing, unreadable or without certificates).
+    /// The TLS settings are unusable (a CA file, client certificate or key missing, unreadable
+    /// or invalid, or a key that is not the certificate's).
     #[error("upstream TLS: {0}")]
-    Tls(String),
+    Tls(#[from] TlsError),
 }
 
-/// How an `https` upstream's certificate is checked.
-#[derive(Debug, Clone, Default)]
-pub struct UpstreamTls {
-    /// PEM file of CA certificates to trust instead of the platform's roots (a private CA).
-    pub ca_file: Option<PathBuf>,
-}
-
-/// The roots an `https` upstream's chain must end in: the CA file's, else the platform's.
-fn root_store(tls: &UpstreamTls) -> Result<rustls::RootCertStore, UpstreamError> {
-    let mut roots = rustls::RootCertStore::empty();
-    match &tls.ca_file {
-        Some(path) => {
-            let certs = read_ca_file(path)?;
-            let (added, _) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(UpstreamError::Tls(format!(
-                    "{}: no usable CA certificate",
-                    path.display()
-                )));
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for e in &found.errors {
-                tracing::warn!(error = %e, "could not load some platform CA certificates");
-            }
-            let (added, _) = roots.add_parsable_certificates(found.certs);
-            if added == 0 {
-                tracing::warn!(
-                    "no platform CA certificates found; https upstreams will fail until --upstream-ca names a CA file"
-                );
-            }
-        }
-    }
-    Ok(roots)
-}
-
-fn read_ca_file(
-    path: &Path,
-) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, UpstreamError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let pem =
-        std::fs::read(path).map_err(|e| UpstreamError::Tls(format!("{}: {e}", path.display())))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            UpstreamError::Tls(format!("{}: not PEM certificates: {e}", path.display()))
-        })?;
-    if certs.is_empty() {
-        return Err(UpstreamError::Tls(format!(
-            "{}: no CERTIFICATE block",
-            path.display()
-        )));
-    }
-    Ok(certs)
-}
+/// How an `https` upstream's certificate is checked and which client certificate the guard
+/// presents to it (mutual TLS): the guard's [`ClientTls`].
+pub type UpstreamTls = ClientTls;
 
 /// An upstream HTTP server reached through a connection pool.
 #[derive(Clone)]
@@ -142,18 +89,13 @@ impl Upstream {
             None => authority.host().to_string(),
         };
         let host = HeaderValue::from_str(&host).map_err(|_| bad("invalid host"))?;
-        // Roots are only loaded for https upstreams (reading the platform store takes time).
-        let roots = if https {
-            root_store(tls)?
+        // Roots and the client identity are only loaded for https upstreams (reading the
+        // platform store takes time; a plain upstream has no use for them).
+        let config = if https {
+            tls.client_config()?
         } else {
-            rustls::RootCertStore::empty()
+            crate::tls::trusting_nothing()?
         };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| UpstreamError::Tls(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(Some(timeout));
@@ -302,7 +244,8 @@ mod tests {
         assert!(Upstream::new("not a url", Duration::from_secs(1)).is_err());
         assert!(Upstream::new("https://api.example.com/mcp", Duration::from_secs(1)).is_ok());
         let missing = UpstreamTls {
-            ca_file: Some(PathBuf::from("/nonexistent/ca.pem")),
+            ca_file: Some(std::path::PathBuf::from("/nonexistent/ca.pem")),
+            ..UpstreamTls::default()
         };
         let e = Upstream::with_tls("https://127.0.0.1:9/", Duration::from_secs(1), &missing)
             .err()

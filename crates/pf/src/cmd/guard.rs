@@ -53,6 +53,13 @@ pub struct Args {
     /// the platform's roots (for a private CA).
     #[arg(long, value_name = "FILE", requires = "upstream")]
     upstream_ca: Option<std::path::PathBuf>,
+    /// PEM certificate chain the guard presents to an https upstream that asks for a client
+    /// certificate (mutual TLS); needs --upstream-client-key.
+    #[arg(long, value_name = "FILE", requires_all = ["upstream", "upstream_client_key"])]
+    upstream_client_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --upstream-client-cert.
+    #[arg(long, value_name = "FILE", requires = "upstream_client_cert")]
+    upstream_client_key: Option<PathBuf>,
     /// Seconds the upstream may take to start answering (and to send a JSON body), and the
     /// longest silence on an event stream.
     #[arg(long, default_value_t = 300, requires = "upstream")]
@@ -115,8 +122,9 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     for w in &compiled.warnings {
         eprintln!("warning: {w:?}");
     }
-    // Every setting is checked and every address bound before the decision log (and its salt
-    // file) is created: a mistake must leave no log of a session that never ran.
+    // Every setting (TLS files of the upstream and the webhook included) is checked and every
+    // address bound before the decision log (and its salt file) is created: a mistake must leave
+    // no log of a session that never ran.
     let metrics = Arc::new(GuardMetrics::default());
     let anomaly = super::guard_anomaly::setup(&args.anomaly, compiled.policy.agent(), &metrics)?;
     let webhook = anomaly.as_ref().and_then(|a| a.webhook());
@@ -204,12 +212,7 @@ async fn bind(args: &Args) -> miette::Result<Bound> {
     };
     let proxy = match &args.upstream {
         Some(url) => {
-            let timeout = Duration::from_secs(args.upstream_timeout.max(1));
-            let tls = pf_guard::upstream::UpstreamTls {
-                ca_file: args.upstream_ca.clone(),
-            };
-            let upstream =
-                Upstream::with_tls(url, timeout, &tls).map_err(|e| miette::miette!("{e}"))?;
+            let upstream = upstream(args, url)?;
             // Plain http never reads the CA file; a user who gave one expects TLS.
             if args.upstream_ca.is_some() && upstream.base().scheme_str() == Some("http") {
                 miette::bail!("--upstream-ca is for an https upstream, but `{url}` is plain http");
@@ -223,6 +226,25 @@ async fn bind(args: &Args) -> miette::Result<Bound> {
         None => None,
     };
     Ok(Bound { metrics, proxy })
+}
+
+/// The upstream's connection pool, its TLS files read and checked.
+fn upstream(args: &Args, url: &str) -> miette::Result<Upstream> {
+    let https = url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+    if args.upstream_client_cert.is_some() && !https {
+        miette::bail!(
+            "--upstream-client-cert is for an https:// upstream; {url} is not (a client certificate would never be sent)"
+        );
+    }
+    let timeout = Duration::from_secs(args.upstream_timeout.max(1));
+    let tls = pf_guard::upstream::UpstreamTls {
+        ca_file: args.upstream_ca.clone(),
+        client_cert: args.upstream_client_cert.clone(),
+        client_key: args.upstream_client_key.clone(),
+    };
+    Upstream::with_tls(url, timeout, &tls).map_err(|e| miette::miette!("{e}"))
 }
 
 /// Runs the MCP or OpenAI HTTP proxy until SIGINT/SIGTERM.

@@ -12,6 +12,7 @@ use pf_guard::alert::{AnomalyMonitor, Webhook};
 use pf_guard::anomaly::{AgentBaseline, AnomalyMode, Detector, Params};
 use pf_guard::baseline::Baseline;
 use pf_guard::metrics::GuardMetrics;
+use pf_guard::tls::ClientTls;
 
 /// What a flagged call does.
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -35,9 +36,14 @@ pub struct AnomalyArgs {
     /// What a flagged call does [default: alert].
     #[arg(long, value_enum)]
     anomaly_mode: Option<ModeArg>,
-    /// POST every anomaly alert as JSON to this http:// URL (bounded queue, never blocks calls).
+    /// POST every anomaly alert as JSON to this http:// or https:// URL (bounded queue, never
+    /// blocks calls).
     #[arg(long, value_name = "URL")]
     alert_webhook: Option<String>,
+    /// PEM file of CA certificates an https --alert-webhook's certificate must chain to,
+    /// instead of the platform's roots (for a private CA).
+    #[arg(long, value_name = "FILE", requires = "alert_webhook")]
+    alert_webhook_ca: Option<PathBuf>,
 }
 
 /// Anomaly detection as configured by the flags: a fresh detector per guard session (the
@@ -98,9 +104,16 @@ pub fn setup(
         None => (Params::default(), AgentBaseline::default()),
     };
     let webhook = match &args.alert_webhook {
-        Some(url) => Some(Arc::new(
-            Webhook::spawn(url, metrics.clone()).map_err(|e| miette::miette!("{e}"))?,
-        )),
+        Some(url) => {
+            let tls = ClientTls {
+                ca_file: args.alert_webhook_ca.clone(),
+                ..ClientTls::default()
+            };
+            Some(Arc::new(
+                Webhook::spawn_with_tls(url, &tls, metrics.clone())
+                    .map_err(|e| miette::miette!("{e}"))?,
+            ))
+        }
         None => None,
     };
     let mode = match args.anomaly_mode {
