@@ -96,11 +96,7 @@ impl ClientTls {
         // Read the identity first: a bad key is reported even when the roots are fine.
         let identity = self.identity()?;
         let roots = root_store(self.ca_file.as_deref())?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(TlsError::Config)?
-            .with_root_certificates(roots);
+        let builder = builder(roots)?;
         match identity {
             None => Ok(builder.with_no_client_auth()),
             // rustls checks here that the key's public half is the leaf certificate's.
@@ -137,12 +133,20 @@ impl ClientTls {
 /// A client that trusts no server, for a connector that is never asked for TLS (a plain
 /// `http://` upstream), so the platform's roots are not read for nothing.
 pub(crate) fn trusting_nothing() -> Result<rustls::ClientConfig, TlsError> {
+    Ok(builder(rustls::RootCertStore::empty())?.with_no_client_auth())
+}
+
+/// A client configuration (ring crypto, TLS 1.2 and 1.3) trusting `roots`, still to be told
+/// whether it presents a certificate.
+fn builder(
+    roots: rustls::RootCertStore,
+) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>, TlsError>
+{
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Config)?
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth())
+        .with_root_certificates(roots))
 }
 
 /// The roots a server's chain must end in: `ca_file`'s certificates, else the platform's.

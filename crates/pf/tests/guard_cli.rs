@@ -378,16 +378,21 @@ fn with_trust_user_request_an_address_the_user_named_may_receive_email() {
     assert_eq!(email_decision(&records).0, "allow");
 }
 
-#[test]
-fn with_trust_user_request_but_no_user_turn_the_flow_rule_denies() {
-    let (reply, records) = email_the_kb_address(true, None);
-
+/// The e-mail call was answered with a tool error naming the flow rule and logged as denied.
+fn assert_denied_on_information_flow(reply: &Value, records: &[Value]) {
     assert_eq!(reply["result"]["isError"], json!(true), "{reply}");
     assert!(
         text(&reply["result"]).contains("information_flow"),
         "{reply}"
     );
-    assert_eq!(email_decision(&records).0, "deny");
+    assert_eq!(email_decision(records).0, "deny");
+}
+
+#[test]
+fn with_trust_user_request_but_no_user_turn_the_flow_rule_denies() {
+    let (reply, records) = email_the_kb_address(true, None);
+
+    assert_denied_on_information_flow(&reply, &records);
 }
 
 #[test]
@@ -395,12 +400,7 @@ fn without_trust_user_request_the_user_turn_is_ignored_and_the_call_denied() {
     let (reply, records) = email_the_kb_address(false, user_turn());
 
     // Ignored, not refused: the call is decided as if no user turn had been passed.
-    assert_eq!(reply["result"]["isError"], json!(true), "{reply}");
-    assert!(
-        text(&reply["result"]).contains("information_flow"),
-        "{reply}"
-    );
-    assert_eq!(email_decision(&records).0, "deny");
+    assert_denied_on_information_flow(&reply, &records);
 }
 
 #[test]

@@ -6,9 +6,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Longest wait at exit for the runtime's tasks and blocking threads.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-
 use miette::{IntoDiagnostic, WrapErr};
 use pf_guard::PolicyEnforcer;
 use pf_guard::log::{Committer, LogError, QueuedSink};
@@ -16,6 +13,9 @@ use pf_guard::mcp_http::{McpHttpConfig, McpHttpProxy};
 use pf_guard::metrics::GuardMetrics;
 use pf_guard::openai::{OpenAiConfig, OpenAiProxy};
 use pf_guard::upstream::Upstream;
+
+/// Longest wait at exit for the runtime's tasks and blocking threads.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Enforce an agent spec on every tool call and result between an agent and its MCP server.
 #[derive(clap::Args)]
@@ -211,14 +211,7 @@ async fn bind(args: &Args) -> miette::Result<Bound> {
             .wrap_err_with(|| format!("cannot listen on {addr}"))
     };
     let proxy = match &args.upstream {
-        Some(url) => {
-            let upstream = upstream(args, url)?;
-            // Plain http never reads the CA file; a user who gave one expects TLS.
-            if args.upstream_ca.is_some() && upstream.base().scheme_str() == Some("http") {
-                miette::bail!("--upstream-ca is for an https upstream, but `{url}` is plain http");
-            }
-            Some((upstream, listen(args.listen.clone()).await?))
-        }
+        Some(url) => Some((upstream(args, url)?, listen(args.listen.clone()).await?)),
         None => None,
     };
     let metrics = match &args.metrics_addr {
@@ -230,21 +223,25 @@ async fn bind(args: &Args) -> miette::Result<Bound> {
 
 /// The upstream's connection pool, its TLS files read and checked.
 fn upstream(args: &Args, url: &str) -> miette::Result<Upstream> {
-    let https = url
-        .get(..8)
-        .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
-    if args.upstream_client_cert.is_some() && !https {
-        miette::bail!(
-            "--upstream-client-cert is for an https:// upstream; {url} is not (a client certificate would never be sent)"
-        );
-    }
     let timeout = Duration::from_secs(args.upstream_timeout.max(1));
     let tls = pf_guard::upstream::UpstreamTls {
         ca_file: args.upstream_ca.clone(),
         client_cert: args.upstream_client_cert.clone(),
         client_key: args.upstream_client_key.clone(),
     };
-    Upstream::with_tls(url, timeout, &tls).map_err(|e| miette::miette!("{e}"))
+    let upstream = Upstream::with_tls(url, timeout, &tls).map_err(|e| miette::miette!("{e}"))?;
+    // A plain http upstream never reads the TLS files; a user who gave them expects TLS.
+    if upstream.base().scheme_str() == Some("http") {
+        if args.upstream_client_cert.is_some() {
+            miette::bail!(
+                "--upstream-client-cert is for an https:// upstream; {url} is not (a client certificate would never be sent)"
+            );
+        }
+        if args.upstream_ca.is_some() {
+            miette::bail!("--upstream-ca is for an https upstream, but `{url}` is plain http");
+        }
+    }
+    Ok(upstream)
 }
 
 /// Runs the MCP or OpenAI HTTP proxy until SIGINT/SIGTERM.
