@@ -9,6 +9,8 @@
 use marked_yaml::{LoadError, LoaderOptions, Node};
 use serde_json::Value;
 
+mod block_yaml;
+
 /// Deepest nesting walked; deeper output is treated as unstructured (labelled whole).
 pub const MAX_DEPTH: usize = 64;
 
@@ -25,6 +27,28 @@ pub struct Leaf {
 /// fields with their own labels. Mapping keys are leaves too (labelled by the field above them:
 /// a `shared_with` map's keys are addresses).
 pub fn structured_leaves(output: &Value, listed: &dyn Fn(&str) -> bool) -> Option<Vec<Leaf>> {
+    structured_leaves_with(output, listed, YamlReader::Fast)
+}
+
+/// How [`structured_leaves_with`] reads YAML text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum YamlReader {
+    /// The block-YAML subset that `yaml.safe_dump` prints is read by a single-pass reader;
+    /// anything else by marked-yaml. Same leaves as [`YamlReader::MarkedYaml`], faster.
+    Fast,
+    /// Always marked-yaml (the reference the fast reader is tested against).
+    MarkedYaml,
+    /// Only the single-pass reader, for tests and benchmarks: `None` also when it does not read
+    /// the text (which [`YamlReader::Fast`] then hands to marked-yaml).
+    FastOnly,
+}
+
+/// [`structured_leaves`] with a choice of YAML reader (for differential tests and benchmarks).
+pub fn structured_leaves_with(
+    output: &Value,
+    listed: &dyn Fn(&str) -> bool,
+    reader: YamlReader,
+) -> Option<Vec<Leaf>> {
     let mut out = Vec::new();
     match output {
         Value::Object(_) | Value::Array(_) => walk_json(output, None, listed, 0, &mut out)?,
@@ -36,7 +60,21 @@ pub fn structured_leaves(output: &Value, listed: &dyn Fn(&str) -> bool) -> Optio
                 .filter(|v| v.is_object() || v.is_array());
             match json {
                 Some(v) => walk_json(&v, None, listed, 0, &mut out)?,
-                None => walk_yaml(&parse_yaml(s)?, None, listed, 0, &mut out)?,
+                None => {
+                    if !flow_depth_ok(s) {
+                        return None;
+                    }
+                    match reader {
+                        YamlReader::FastOnly => return block_yaml::leaves(s, listed),
+                        YamlReader::Fast => {
+                            if let Some(leaves) = block_yaml::leaves(s, listed) {
+                                return Some(leaves);
+                            }
+                        }
+                        YamlReader::MarkedYaml => {}
+                    }
+                    walk_yaml(&parse_yaml(s)?, None, listed, 0, &mut out)?
+                }
             }
         }
         _ => return None,
@@ -44,22 +82,27 @@ pub fn structured_leaves(output: &Value, listed: &dyn Fn(&str) -> bool) -> Optio
     Some(out)
 }
 
-/// Parses YAML whose top level is a mapping or a sequence. Flow nesting is checked first: the
-/// loader recurses on it.
-fn parse_yaml(text: &str) -> Option<Node> {
+/// Whether flow nesting (counted over every bracket, quoted or not) stays within [`MAX_DEPTH`]:
+/// the loader recurses on it, so deeper text is not parsed at all.
+fn flow_depth_ok(text: &str) -> bool {
     let mut depth = 0usize;
     for b in text.bytes() {
         match b {
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_DEPTH {
-                    return None;
+                    return false;
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
+    true
+}
+
+/// Parses YAML whose top level is a mapping or a sequence ([`flow_depth_ok`] first).
+fn parse_yaml(text: &str) -> Option<Node> {
     match marked_yaml::parse_yaml_with_options(0, text, LoaderOptions::default().toplevel_mapping())
     {
         Ok(n) => Some(n),
