@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::args::{
     for_each_string, host_allowed, host_of, looks_like_path, measure, names_a_host, path_allowed,
 };
+use crate::fields::YamlReader;
 use crate::labels::LabelMask;
 use crate::program::{ArgCheck, Policy, Sink, Tool, ToolId};
 use crate::reason::{Decision, Effect, Obligation, Reason, ReasonCode};
@@ -539,6 +540,18 @@ pub fn record_usage(
 /// not know gets every label (fail closed). Under `user_named_source`, the output counts as from
 /// a source the user named when every call of the tool still awaiting its output named one.
 pub fn record_output(policy: &Policy, state: &mut SessionState, tool: &str, output: &Value) {
+    record_output_with(policy, state, tool, output, YamlReader::Fast);
+}
+
+/// [`record_output`] with a choice of YAML reader for structured output (benchmarks compare
+/// the fast reader with marked-yaml; both give the same leaves).
+pub fn record_output_with(
+    policy: &Policy,
+    state: &mut SessionState,
+    tool: &str,
+    output: &Value,
+    reader: YamlReader,
+) {
     let (min, max) = (policy.limits.min_token_len, policy.limits.max_flow_bytes);
     let Some(&id) = policy.by_name.get(tool) else {
         let labels = policy.labels.unknown_source();
@@ -565,7 +578,7 @@ pub fn record_output(policy: &Policy, state: &mut SessionState, tool: &str, outp
     let leaves = if t.output_fields.is_empty() {
         None
     } else {
-        crate::fields::structured_leaves(output, &|k| t.output_fields.contains_key(k))
+        crate::fields::structured_leaves_with(output, &|k| t.output_fields.contains_key(k), reader)
     };
     match leaves {
         Some(leaves) => {

@@ -27,7 +27,9 @@ mod schema_check;
 mod state;
 
 pub use compile::{Compiled, Options, compile, compile_with};
-pub use decide::{Call, decide, record_output, record_usage, record_user_request, release};
+pub use decide::{
+    Call, decide, record_output, record_output_with, record_usage, record_user_request, release,
+};
 pub use error::{CompileError, CompileErrors, Diagnostic, Pos, Warning};
 pub use labels::{LabelMask, MAX_LABELS};
 pub use output::{OutputDecision, OutputEffect, check_output, redact};

@@ -416,6 +416,8 @@ fn safe_dump_layouts_are_read_fast_and_alike() {
         "a: \"\\x41\\u00e9\\U0001F600\\N\\_\\L\\P\\e\\0\\/\"\n",
         "a: 'x'   \nb:    y   \n",
         "a: \"one\\\n\n\n  two\"\n",
+        "",
+        " \n\n  \n",
     ];
     for text in cases {
         let fast = read(text, YamlReader::FastOnly);

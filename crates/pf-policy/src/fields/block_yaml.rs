@@ -50,7 +50,10 @@ pub(super) fn leaves(text: &str, listed: &dyn Fn(&str) -> bool) -> Option<Vec<Le
         out: Vec::new(),
         keys: Vec::new(),
     };
-    let (start, indent) = r.next_line(0)??;
+    let Some((start, indent)) = r.next_line(0)? else {
+        // Blank text: marked-yaml reads an empty mapping.
+        return Some(Vec::new());
+    };
     if indent != 0 {
         return None;
     }
