@@ -91,12 +91,19 @@ fn main() -> ExitCode {
     };
     let (tool, text) = (call.function.as_str(), call.output.as_str());
     let output = Value::String(text.to_string());
-    let fields: Vec<String> = policy
-        .tools
-        .iter()
-        .filter(|t| t.name == tool)
-        .flat_map(|t| t.output_fields.keys().cloned())
-        .collect();
+    let fields: Vec<String> = match pf_spec::load(&replay::specs_dir().join("workspace.yaml")) {
+        Ok(loaded) => loaded
+            .spec
+            .capabilities
+            .iter()
+            .filter(|c| c.name == tool)
+            .flat_map(|c| c.output_fields.keys().cloned())
+            .collect(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let listed = |k: &str| fields.iter().any(|f| f == k);
     let leaves = structured_leaves_with(&output, &listed, YamlReader::Fast).map_or(0, |l| l.len());
     println!(
@@ -112,7 +119,7 @@ fn main() -> ExitCode {
         "", "us", "us", "us", "us"
     );
 
-    let mut leaves_of = |reader| {
+    let leaves_of = |reader| {
         time(
             rounds,
             || (),
@@ -127,7 +134,7 @@ fn main() -> ExitCode {
     );
     row("leaves", &mut old, &mut new);
 
-    let mut record = |reader| {
+    let record = |reader| {
         time(
             rounds,
             || policy.new_session(),

@@ -85,17 +85,21 @@ pub fn structured_leaves_with(
 /// Whether flow nesting (counted over every bracket, quoted or not) stays within [`MAX_DEPTH`]:
 /// the loader recurses on it, so deeper text is not parsed at all.
 fn flow_depth_ok(text: &str) -> bool {
+    // Openers and closers found with `memchr` and merged by position: most text has few.
+    let b = text.as_bytes();
+    let mut opens = memchr::memchr2_iter(b'[', b'{', b).peekable();
+    let mut closes = memchr::memchr2_iter(b']', b'}', b).peekable();
     let mut depth = 0usize;
-    for b in text.bytes() {
-        match b {
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return false;
-                }
+    while let Some(&open) = opens.peek() {
+        if closes.peek().is_some_and(|&close| close < open) {
+            closes.next();
+            depth = depth.saturating_sub(1);
+        } else {
+            opens.next();
+            depth += 1;
+            if depth > MAX_DEPTH {
+                return false;
             }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
         }
     }
     true
@@ -233,6 +237,44 @@ mod tests {
         let j = Value::String("[{\"sender\": \"s@x.example\"}]".into());
         let p = pairs(&structured_leaves(&j, &listed).expect("json text"));
         assert!(p.contains(&(Some("sender".into()), "s@x.example".into())));
+    }
+
+    #[test]
+    fn flow_depth_counts_every_bracket_in_order() {
+        let naive = |text: &str| {
+            let mut depth = 0usize;
+            for b in text.bytes() {
+                match b {
+                    b'[' | b'{' => {
+                        depth += 1;
+                        if depth > MAX_DEPTH {
+                            return false;
+                        }
+                    }
+                    b']' | b'}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            true
+        };
+        let mut texts = vec![
+            String::new(),
+            "a: [1, {b: 2}]".to_string(),
+            "]]]".to_string() + &"[".repeat(MAX_DEPTH),
+            "]]]".to_string() + &"[".repeat(MAX_DEPTH + 1),
+            "[".repeat(MAX_DEPTH) + "]" + &"{".repeat(2),
+            "[".repeat(MAX_DEPTH) + "x",
+            "[".repeat(MAX_DEPTH + 1),
+        ];
+        // Every 4-letter word over the four brackets and a filler, repeated past the limit.
+        let alphabet = ['[', '{', ']', '}', 'x'];
+        for n in 0..625usize {
+            let word: String = (0..4).map(|i| alphabet[(n / 5usize.pow(i)) % 5]).collect();
+            texts.push(word.repeat(40));
+        }
+        for text in &texts {
+            assert_eq!(flow_depth_ok(text), naive(text), "{text:?}");
+        }
     }
 
     #[test]

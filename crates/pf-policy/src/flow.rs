@@ -32,9 +32,36 @@ pub const TOKEN_TRAILERS: &[char] = &['.', ':', '!', '?'];
 /// `memmem` (few, and only when the argument is at least as long).
 pub const MAX_WHOLE_PATTERN: usize = 256;
 
+/// ASCII bytes that split tokens: ASCII whitespace (as `char::is_whitespace` has it: tab, line
+/// feed, vertical tab, form feed, carriage return, space) and [`TOKEN_SEPARATORS`].
+const ASCII_SEPARATOR: [bool; 128] = {
+    let mut table = [false; 128];
+    let mut i = 0;
+    while i < TOKEN_SEPARATORS.len() {
+        table[TOKEN_SEPARATORS[i] as usize] = true;
+        i += 1;
+    }
+    let mut b = 9;
+    while b <= 13 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b' ' as usize] = true;
+    table
+};
+
+/// Whether `c` splits tokens: whitespace or one of [`TOKEN_SEPARATORS`] (a table for ASCII:
+/// every recorded byte of an output goes through here).
+pub fn is_separator(c: char) -> bool {
+    match ASCII_SEPARATOR.get(c as usize) {
+        Some(&sep) => sep,
+        None => c.is_whitespace(),
+    }
+}
+
 /// Tokens of a text, as the flow matcher registers them (before the length filter).
 pub fn tokens(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| c.is_whitespace() || TOKEN_SEPARATORS.contains(&c))
+    text.split(is_separator)
         .map(|t| t.trim_end_matches(TOKEN_TRAILERS))
         .filter(|t| !t.is_empty())
 }
@@ -44,7 +71,7 @@ pub const QUOTES: &[char] = &['\'', '"', '`'];
 
 /// Tokens of a text with, for each, whether it stands between two identical quote characters.
 pub fn tokens_quoted(text: &str) -> Vec<(&str, bool)> {
-    let is_sep = |c: char| c.is_whitespace() || TOKEN_SEPARATORS.contains(&c);
+    let is_sep = is_separator;
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
     let mut before: Option<char> = None;

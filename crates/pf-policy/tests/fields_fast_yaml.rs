@@ -320,7 +320,7 @@ enum Edit {
 const FRAGMENTS: &[&str] = &[
     " ", "  ", "\n", "\n\n", "-", "- ", ":", ": ", "'", "\"", "#", " #", "\\", "\\\n", "[", "]",
     "{", "}", "[]", "&a ", "*a", "!t ", "|", ">", "? ", "\t", "\r", "x", "---\n", "...\n", "%",
-    "é", "''",
+    "é", "''", "\\ ", "\\t",
 ];
 
 fn edit() -> impl Strategy<Value = Edit> {
@@ -362,7 +362,7 @@ fn apply(text: &str, e: &Edit) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
 
     #[test]
     fn generated_documents_are_read_fast_and_alike(root in node(), st in style()) {
@@ -418,6 +418,9 @@ fn safe_dump_layouts_are_read_fast_and_alike() {
         "a: \"one\\\n\n\n  two\"\n",
         "",
         " \n\n  \n",
+        "a: \"x\\ \n  y\"\n",
+        "a: \"x\\ \\t  \n\n  y  \\\n  z\"\n",
+        "- 'it''   \n  s'\n",
     ];
     for text in cases {
         let fast = read(text, YamlReader::FastOnly);

@@ -33,7 +33,13 @@ const MAX_UNORDERED_KEYS: usize = 64;
 pub(super) fn leaves(text: &str, listed: &dyn Fn(&str) -> bool) -> Option<Vec<Leaf>> {
     let b = text.as_bytes();
     // NUL ends the stream for yaml-rust2, CR and TAB have rules of their own: none is read here.
-    if b.iter().any(|&c| c < 0x20 && c != b'\n') {
+    // In blocks without early exit, which the compiler vectorises.
+    let control = |chunk: &[u8]| {
+        chunk
+            .iter()
+            .fold(false, |acc, &c| acc | ((c < 0x20) & (c != b'\n')))
+    };
+    if b.chunks(256).any(control) {
         return None;
     }
     if text.contains('\u{feff}') || b.starts_with(b"---") || b.starts_with(b"...") {
@@ -87,10 +93,10 @@ impl<'a> Reader<'a, '_> {
         self.b.get(i)
     }
 
-    fn emit(&mut self, text: &str, field: Option<&str>) {
+    fn emit(&mut self, text: Cow<'_, str>, field: Option<&str>) {
         self.out.push(Leaf {
             field: field.map(str::to_string),
-            text: text.to_string(),
+            text: text.into_owned(),
         });
     }
 
@@ -185,7 +191,7 @@ impl<'a> Reader<'a, '_> {
                     return self.mapping(col, text, field, depth + 1);
                 }
                 self.end_of_value()?;
-                self.emit(&text, field);
+                self.emit(text, field);
                 Some(())
             }
             _ => {
@@ -310,7 +316,7 @@ impl<'a> Reader<'a, '_> {
             {
                 return None;
             }
-            self.emit(&key, field);
+            self.emit(Cow::Borrowed(&key), field);
             let listed = (self.listed)(&key);
             let vf: Option<&str> = if listed { Some(&key) } else { field };
             self.map_value(col, vf, depth)?;
@@ -351,7 +357,7 @@ impl<'a> Reader<'a, '_> {
                     _ => {
                         // An empty value: yaml-rust2's null scalar is the empty string.
                         self.pos = after;
-                        self.emit("", field);
+                        self.emit(Cow::Borrowed(""), field);
                         Some(())
                     }
                 }
@@ -359,7 +365,7 @@ impl<'a> Reader<'a, '_> {
             Some(&q @ (b'\'' | b'"')) => {
                 let text = self.quoted(q == b'\'', col + 1)?;
                 self.end_of_value()?;
-                self.emit(&text, field);
+                self.emit(text, field);
                 Some(())
             }
             Some(_) => {
@@ -380,7 +386,7 @@ impl<'a> Reader<'a, '_> {
             return self.end_of_value();
         }
         let text = self.plain(min_col)?;
-        self.emit(&text, field);
+        self.emit(text, field);
         Some(())
     }
 
@@ -446,92 +452,95 @@ impl<'a> Reader<'a, '_> {
         self.pos += 1;
         let begin = self.pos;
         // `None` while the text read so far is the source text `begin..self.pos` as written.
-        let mut s: Option<String> = None;
+        let mut out: Option<String> = None;
+        // Length of `out` that a line break does not trim: blanks before a break are dropped,
+        // but not a space written as an escape or folded in.
+        let mut kept = 0usize;
         loop {
-            // Non-blank characters (`consume_flow_scalar_non_whitespace_chars`).
-            let mut leading_blanks = false;
-            loop {
-                let c = *self.at(self.pos)?;
-                match c {
-                    b' ' | b'\n' => break,
-                    b'\'' if single && self.at(self.pos + 1) == Some(&b'\'') => {
-                        s.get_or_insert_with(|| self.s[begin..self.pos].to_string())
-                            .push('\'');
+            // Inside a line everything up to a quote, an escape or a line break is content.
+            let rest = &self.b[self.pos..];
+            let n = if single {
+                memchr::memchr2(quote, b'\n', rest)
+            } else {
+                memchr::memchr3(quote, b'\\', b'\n', rest)
+            }?;
+            let j = self.pos + n;
+            if let Some(o) = out.as_mut() {
+                o.push_str(&self.s[self.pos..j]);
+            }
+            self.pos = j;
+            let own = |out: &mut Option<String>, pos: usize| -> String {
+                out.take().unwrap_or_else(|| self.s[begin..pos].to_string())
+            };
+            match self.b[j] {
+                b'\'' if single && self.at(j + 1) == Some(&b'\'') => {
+                    let mut o = own(&mut out, j);
+                    o.push('\'');
+                    kept = o.len();
+                    out = Some(o);
+                    self.pos += 2;
+                }
+                c if c == quote => {
+                    self.pos += 1;
+                    return Some(match out {
+                        Some(o) => Cow::Owned(o),
+                        None => Cow::Borrowed(&self.s[begin..j]),
+                    });
+                }
+                b'\\' => {
+                    let mut o = own(&mut out, j);
+                    if self.at(j + 1) == Some(&b'\n') {
+                        // An escaped line break: nothing is folded in for it.
                         self.pos += 2;
-                    }
-                    c if c == quote => {
-                        let text = match s {
-                            Some(s) => Cow::Owned(s),
-                            None => Cow::Borrowed(&self.s[begin..self.pos]),
-                        };
-                        self.pos += 1;
-                        return Some(text);
-                    }
-                    b'\\' if !single => {
-                        let out = s.get_or_insert_with(|| self.s[begin..self.pos].to_string());
-                        if self.at(self.pos + 1) == Some(&b'\n') {
-                            // An escaped line break: no space is folded in.
-                            self.pos += 2;
-                            leading_blanks = true;
-                            break;
-                        }
-                        let (ch, len) = escape(&self.b[self.pos + 1..])?;
-                        out.push(ch);
+                        self.fold(&mut o, true, min_col)?;
+                    } else {
+                        let (ch, len) = escape(&self.b[j + 1..])?;
+                        o.push(ch);
                         self.pos += 1 + len;
                     }
-                    _ => {
-                        // A run of other bytes; it ends at an ASCII byte, so on a char boundary.
-                        let run = self.b[self.pos + 1..]
-                            .iter()
-                            .position(|&c| matches!(c, b' ' | b'\n' | b'\'' | b'"' | b'\\'))
-                            .map_or(self.b.len() - self.pos, |n| n + 1);
-                        if let Some(out) = s.as_mut() {
-                            out.push_str(&self.s[self.pos..self.pos + run]);
-                        }
-                        self.pos += run;
-                    }
+                    kept = o.len();
+                    out = Some(o);
                 }
-            }
-            // Blanks and breaks, then the join.
-            let blanks = self.pos;
-            let mut leading_break = false;
-            let mut trailing_breaks = 0usize;
-            let mut crossed = leading_blanks;
-            loop {
-                match self.at(self.pos) {
-                    Some(b' ') => {}
-                    Some(b'\n') => {
-                        crossed = true;
-                        if leading_blanks {
-                            trailing_breaks += 1;
-                        } else {
-                            leading_break = true;
-                            leading_blanks = true;
-                        }
-                    }
-                    _ => break,
+                _ => {
+                    // A line break: the blanks before it are dropped.
+                    let mut o = own(&mut out, j);
+                    let content = o.trim_end_matches(' ').len().max(kept);
+                    o.truncate(content);
+                    self.pos += 1;
+                    self.fold(&mut o, false, min_col)?;
+                    kept = o.len();
+                    out = Some(o);
                 }
-                self.pos += 1;
-            }
-            if self.at(self.pos).is_none() || (crossed && self.col_of(self.pos) < min_col) {
-                return None;
-            }
-            if !leading_blanks {
-                // Blanks inside one line are content as written.
-                if let Some(out) = s.as_mut() {
-                    out.push_str(&self.s[blanks..self.pos]);
-                }
-                continue;
-            }
-            // Blanks before a line break are dropped, one break is a space, `n` are `n - 1`
-            // newlines (after an escaped break: `n` newlines).
-            let out = s.get_or_insert_with(|| self.s[begin..blanks].to_string());
-            if leading_break && trailing_breaks == 0 {
-                out.push(' ');
-            } else {
-                out.extend(std::iter::repeat_n('\n', trailing_breaks));
             }
         }
+    }
+
+    /// After a line break in a quoted scalar (`self.pos` after it): skips blank lines and the
+    /// indentation of the next line (which must reach `min_col`), and appends the fold: one
+    /// break is a space, `n` are `n - 1` newlines; after an escaped break, `n` more are `n`.
+    fn fold(&mut self, out: &mut String, escaped: bool, min_col: usize) -> Option<()> {
+        let mut breaks = 0usize;
+        let mut line = self.pos;
+        loop {
+            match self.at(self.pos)? {
+                b' ' => {}
+                b'\n' => {
+                    breaks += 1;
+                    line = self.pos + 1;
+                }
+                _ => break,
+            }
+            self.pos += 1;
+        }
+        if self.pos - line < min_col {
+            return None;
+        }
+        if !escaped && breaks == 0 {
+            out.push(' ');
+        } else {
+            out.extend(std::iter::repeat_n('\n', breaks));
+        }
+        Some(())
     }
 }
 

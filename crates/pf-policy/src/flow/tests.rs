@@ -262,3 +262,14 @@ fn overflow_is_remembered() {
     s.record("0123456789", UNTRUSTED, false, 5, 4);
     assert_eq!(s.overflow, UNTRUSTED);
 }
+
+#[test]
+fn separator_table_matches_whitespace_and_the_separator_list() {
+    for c in (0..0x3100u32).filter_map(char::from_u32) {
+        assert_eq!(
+            is_separator(c),
+            c.is_whitespace() || TOKEN_SEPARATORS.contains(&c),
+            "{c:?}"
+        );
+    }
+}
