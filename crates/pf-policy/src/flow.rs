@@ -71,20 +71,29 @@ pub const QUOTES: &[char] = &['\'', '"', '`'];
 
 /// Tokens of a text with, for each, whether it stands between two identical quote characters.
 pub fn tokens_quoted(text: &str) -> Vec<(&str, bool)> {
-    let is_sep = is_separator;
+    // Byte by byte (separators and quotes are ASCII; other characters are decoded only to ask
+    // whether they are whitespace): every recorded byte of every output passes through here.
+    const NOT_ASCII: u8 = 0x80;
+    let b = text.as_bytes();
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
-    let mut before: Option<char> = None;
-    let mut prev: Option<char> = None;
-    for (i, c) in text
-        .char_indices()
-        .chain(std::iter::once((text.len(), ' ')))
-    {
-        if is_sep(c) || i == text.len() {
+    // The ASCII character before the current token, or `NOT_ASCII` (none, or not ASCII).
+    let mut before = NOT_ASCII;
+    let mut prev = NOT_ASCII;
+    let mut i = 0;
+    while i <= b.len() {
+        let (sep, c, width) = match b.get(i) {
+            None => (true, NOT_ASCII, 1),
+            Some(&c) if c.is_ascii() => (ASCII_SEPARATOR[usize::from(c)], c, 1),
+            Some(_) => {
+                let ch = text[i..].chars().next().unwrap_or(' ');
+                (ch.is_whitespace(), NOT_ASCII, ch.len_utf8())
+            }
+        };
+        if sep {
             if let Some(s) = start.take() {
                 let t = text[s..i].trim_end_matches(TOKEN_TRAILERS);
-                let after = (i < text.len()).then_some(c);
-                let quoted = before.is_some_and(|b| QUOTES.contains(&b) && after == Some(b));
+                let quoted = QUOTES.contains(&char::from(before)) && c == before;
                 if !t.is_empty() {
                     out.push((t, quoted));
                 }
@@ -93,7 +102,8 @@ pub fn tokens_quoted(text: &str) -> Vec<(&str, bool)> {
             start = Some(i);
             before = prev;
         }
-        prev = Some(c);
+        prev = c;
+        i += width;
     }
     out
 }

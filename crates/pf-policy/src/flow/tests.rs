@@ -273,3 +273,49 @@ fn separator_table_matches_whitespace_and_the_separator_list() {
         );
     }
 }
+
+/// `tokens_quoted` as it was written first (char by char), the reference for the byte loop.
+fn tokens_quoted_by_char(text: &str) -> Vec<(&str, bool)> {
+    let is_sep = |c: char| c.is_whitespace() || TOKEN_SEPARATORS.contains(&c);
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut before: Option<char> = None;
+    let mut prev: Option<char> = None;
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
+        if is_sep(c) || i == text.len() {
+            if let Some(s) = start.take() {
+                let t = text[s..i].trim_end_matches(TOKEN_TRAILERS);
+                let after = (i < text.len()).then_some(c);
+                let quoted = before.is_some_and(|b| QUOTES.contains(&b) && after == Some(b));
+                if !t.is_empty() {
+                    out.push((t, quoted));
+                }
+            }
+        } else if start.is_none() {
+            start = Some(i);
+            before = prev;
+        }
+        prev = Some(c);
+    }
+    out
+}
+
+use proptest::strategy::Strategy as _;
+
+proptest::proptest! {
+    #[test]
+    fn byte_tokenizer_matches_the_char_tokenizer(
+        text in proptest::collection::vec(
+            proptest::sample::select(vec![
+                'a', 'Z', '7', '.', ':', '!', '?', ' ', '\t', '\n', '\'', '"', '`', ',', '(', ']',
+                '|', '<', 'é', '\u{a0}', '\u{2028}', '\u{3000}', '\u{85}', '😀', '\u{80}',
+            ]),
+            0..40,
+        ).prop_map(|v| v.into_iter().collect::<String>())
+    ) {
+        proptest::prop_assert_eq!(tokens_quoted(&text), tokens_quoted_by_char(&text));
+    }
+}
