@@ -416,10 +416,7 @@ impl<'a> Reader<'a, '_> {
         let mut text = Cow::Borrowed(first);
         let mut next = (end + 1).min(self.b.len());
         self.pos = next;
-        loop {
-            let Some((start, indent)) = self.next_line(next)? else {
-                break;
-            };
+        while let Some((start, indent)) = self.next_line(next)? {
             if indent < min_col {
                 break;
             }
