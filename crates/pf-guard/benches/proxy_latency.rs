@@ -6,7 +6,8 @@
 //! default 5), `PF_BENCH_CONNS` (default 16), `PF_BENCH_SMOKE=1` (a second or two, for CI),
 //! `PF_BENCH_PIN=1` (the guard's threads, proxy worker and decision-log writer, on CPU 0;
 //! upstream, load generator and pacer on CPU 1; Linux),
-//! `PF_BENCH_PACING=timer` (pace with tokio's 1 ms timer, as before: bursts of requests).
+//! `PF_BENCH_PACING=timer` (pace with tokio's 1 ms timer, as before: bursts of requests),
+//! Allocator: mimalloc, as `pf` uses; `--features bench-system-allocator` measures glibc's instead.
 //! Runtimes: upstream, proxy and load generator each get one worker thread.
 //!
 //! The harness is kept lean so that it leaves the CPU to what is measured (on a 2-core machine
@@ -27,6 +28,18 @@ use pf_guard::metrics::GuardMetrics;
 use pf_guard::upstream::Upstream;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The allocator the `pf` binary runs the guard with (see crates/pf/src/main.rs); glibc's when
+/// built with `--features bench-system-allocator`, for comparison.
+#[cfg(not(feature = "bench-system-allocator"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// The allocator's name, for the report.
+const ALLOCATOR_NAME: &str = if cfg!(feature = "bench-system-allocator") {
+    "system (glibc)"
+} else {
+    "mimalloc"
+};
 
 const SPEC: &str = r#"
 name: bench-agent
@@ -518,7 +531,7 @@ fn main() {
         results.push((name, phase));
     }
     println!(
-        "offered {:.0} req/s for {:.1} s per phase, {} keep-alive connections, 1 worker thread each for upstream, proxy and load generator; {}; load average {}",
+        "offered {:.0} req/s for {:.1} s per phase, {} keep-alive connections, 1 worker thread each for upstream, proxy and load generator; {}; allocator {}; load average {}",
         s.rate,
         s.secs,
         s.conns,
@@ -530,6 +543,7 @@ fn main() {
             (false, false) => "unpinned; fine pacing",
             (false, true) => "unpinned; 1 ms timer pacing",
         },
+        ALLOCATOR_NAME,
         load_average()
     );
     println!(
