@@ -1,8 +1,9 @@
 //! `pf guard`'s TLS flags at start-up: the client certificate and key come in pairs, and a
 //! missing, invalid or mismatched TLS file (upstream or alert webhook) stops the guard with an
 //! error naming it before anything starts (no decision log, no listener). The upstream
-//! handshakes themselves are tested in `pf-guard` (tests/mcp_https.rs); the alert webhook's
-//! client certificate is tested here end to end, against a receiver that requires one.
+//! handshakes themselves are tested in `pf-guard` (tests/mcp_https.rs, tests/upstream_h2.rs);
+//! the alert webhook's client certificate is tested here end to end, against a receiver that
+//! requires one.
 
 mod webhook_pki;
 
@@ -370,4 +371,16 @@ fn a_receiver_requiring_client_certificates_gets_alerts_only_from_a_guard_presen
     );
     assert_eq!(receiver.wait_refused(2), 2);
     assert!(receiver.events.try_recv().is_err());
+}
+
+#[test]
+fn h2c_for_an_https_upstream_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut args: Vec<&std::ffi::OsStr> = UPSTREAM.iter().map(|s| os(s)).collect();
+    args.push(os("--upstream-h2c"));
+    let err = refused(dir.path(), &args);
+    assert!(
+        err.contains("h2c") && err.contains("https://127.0.0.1:1/mcp"),
+        "{err}"
+    );
 }

@@ -12,7 +12,7 @@ use pf_guard::log::{Committer, LogError, QueuedSink};
 use pf_guard::mcp_http::{McpHttpConfig, McpHttpProxy};
 use pf_guard::metrics::GuardMetrics;
 use pf_guard::openai::{OpenAiConfig, OpenAiProxy};
-use pf_guard::upstream::Upstream;
+use pf_guard::upstream::{Upstream, UpstreamHttp};
 
 /// Longest wait at exit for the runtime's tasks and blocking threads.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -60,6 +60,10 @@ pub struct Args {
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --upstream-client-cert.
     #[arg(long, value_name = "FILE", requires = "upstream_client_cert")]
     upstream_client_key: Option<PathBuf>,
+    /// Speak HTTP/2 with prior knowledge (h2c) to a plain http:// upstream that only speaks
+    /// HTTP/2; an https:// upstream is offered HTTP/2 in the TLS handshake without this flag.
+    #[arg(long, requires = "upstream")]
+    upstream_h2c: bool,
     /// Seconds the upstream may take to start answering (and to send a JSON body), and the
     /// longest silence on an event stream.
     #[arg(long, default_value_t = 300, requires = "upstream")]
@@ -229,7 +233,13 @@ fn upstream(args: &Args, url: &str) -> miette::Result<Upstream> {
         client_cert: args.upstream_client_cert.clone(),
         client_key: args.upstream_client_key.clone(),
     };
-    let upstream = Upstream::with_tls(url, timeout, &tls).map_err(|e| miette::miette!("{e}"))?;
+    let http = if args.upstream_h2c {
+        UpstreamHttp::H2c
+    } else {
+        UpstreamHttp::Negotiated
+    };
+    let upstream =
+        Upstream::with_settings(url, timeout, &tls, http).map_err(|e| miette::miette!("{e}"))?;
     // A plain http upstream never reads the TLS files; a user who gave them expects TLS.
     if upstream.base().scheme_str() == Some("http") {
         if args.upstream_client_cert.is_some() {
