@@ -133,7 +133,7 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     let anomaly = super::guard_anomaly::setup(&args.anomaly, compiled.policy.agent(), &metrics)?;
     let webhook = anomaly.as_ref().and_then(|a| a.webhook());
     let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
-    let bound = runtime.block_on(bind(&args))?;
+    let bound = runtime.block_on(bind(&args, &metrics))?;
     let committer = Committer::random();
     let sink = open_sink(args.ledger.as_deref(), &args.log, &committer)?;
     let enforcers = {
@@ -207,7 +207,7 @@ struct Bound {
 }
 
 /// Checks the upstream settings and binds the listeners.
-async fn bind(args: &Args) -> miette::Result<Bound> {
+async fn bind(args: &Args, metrics: &GuardMetrics) -> miette::Result<Bound> {
     let listen = |addr: String| async move {
         tokio::net::TcpListener::bind(&addr)
             .await
@@ -215,7 +215,10 @@ async fn bind(args: &Args) -> miette::Result<Bound> {
             .wrap_err_with(|| format!("cannot listen on {addr}"))
     };
     let proxy = match &args.upstream {
-        Some(url) => Some((upstream(args, url)?, listen(args.listen.clone()).await?)),
+        Some(url) => Some((
+            upstream(args, url, metrics)?,
+            listen(args.listen.clone()).await?,
+        )),
         None => None,
     };
     let metrics = match &args.metrics_addr {
@@ -225,13 +228,15 @@ async fn bind(args: &Args) -> miette::Result<Bound> {
     Ok(Bound { metrics, proxy })
 }
 
-/// The upstream's connection pool, its TLS files read and checked.
-fn upstream(args: &Args, url: &str) -> miette::Result<Upstream> {
+/// The upstream's connection pool, its TLS files read and checked (and watched: a rotated file
+/// that cannot be used is counted in `metrics`).
+fn upstream(args: &Args, url: &str, metrics: &GuardMetrics) -> miette::Result<Upstream> {
     let timeout = Duration::from_secs(args.upstream_timeout.max(1));
     let tls = pf_guard::upstream::UpstreamTls {
         ca_file: args.upstream_ca.clone(),
         client_cert: args.upstream_client_cert.clone(),
         client_key: args.upstream_client_key.clone(),
+        reload_failures: Some(metrics.tls_reload_failures.clone()),
     };
     let http = if args.upstream_h2c {
         UpstreamHttp::H2c

@@ -117,6 +117,7 @@ pub fn setup(
                 ca_file: args.alert_webhook_ca.clone(),
                 client_cert: args.alert_webhook_client_cert.clone(),
                 client_key: args.alert_webhook_client_key.clone(),
+                reload_failures: Some(metrics.tls_reload_failures.clone()),
             };
             Some(Arc::new(
                 Webhook::spawn_with_tls(url, &tls, metrics.clone())
