@@ -31,6 +31,7 @@ pub mod stdio;
 #[cfg(test)]
 mod test_enforcer;
 pub mod tls;
+pub mod tls_reload;
 pub mod upstream;
 pub mod user_turn;
 

@@ -48,6 +48,9 @@ pub struct GuardMetrics {
     pub anomalies: Family<AnomalyLabels, Counter>,
     /// Alert events the webhook could not deliver, by reason.
     pub webhook_failures: Family<ReasonLabels, Counter>,
+    /// Rotated TLS files that could not be used (the previous ones stay), by what they hold
+    /// (`client_identity`, `ca`).
+    pub tls_reload_failures: Family<ReasonLabels, Counter>,
 }
 
 impl Default for GuardMetrics {
@@ -59,6 +62,7 @@ impl Default for GuardMetrics {
         let log_failures = Counter::default();
         let anomalies = Family::<AnomalyLabels, Counter>::default();
         let webhook_failures = Family::<ReasonLabels, Counter>::default();
+        let tls_reload_failures = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "decisions",
             "Policy decisions by kind, effect and tool",
@@ -89,6 +93,11 @@ impl Default for GuardMetrics {
             "Alert events not delivered to the webhook, by reason",
             webhook_failures.clone(),
         );
+        registry.register(
+            "tls_reload_failures",
+            "Rotated TLS files that could not be used (the previous ones stay in use)",
+            tls_reload_failures.clone(),
+        );
         GuardMetrics {
             registry,
             decisions,
@@ -97,6 +106,7 @@ impl Default for GuardMetrics {
             log_failures,
             anomalies,
             webhook_failures,
+            tls_reload_failures,
         }
     }
 }

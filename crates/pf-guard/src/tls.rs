@@ -3,13 +3,20 @@
 //! certificate the guard presents when the server asks for one (mutual TLS).
 //!
 //! Everything is read and checked when the client is built, so a missing, unreadable or
-//! mismatched file stops the guard at start rather than failing requests later.
+//! mismatched file stops the guard at start rather than failing requests later. The CA file and
+//! the client certificate and key are then watched and re-read when they change
+//! ([`crate::tls_reload`]), so rotated certificates apply to new connections without a restart.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::metrics::ReasonLabels;
+use crate::tls_reload::{ReloadingIdentity, ReloadingVerifier};
 
 /// Why a TLS client could not be built from its settings.
 #[derive(Debug, thiserror::Error)]
@@ -87,36 +94,50 @@ pub struct ClientTls {
     pub client_cert: Option<PathBuf>,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of [`ClientTls::client_cert`].
     pub client_key: Option<PathBuf>,
+    /// Where a rotated file that cannot be used is counted (`reason` `client_identity` or
+    /// `ca`), e.g. `GuardMetrics::tls_reload_failures`.
+    pub reload_failures: Option<Family<ReasonLabels, Counter>>,
 }
 
 impl ClientTls {
     /// The rustls client configuration (ring crypto, TLS 1.2 and 1.3): roots from the CA file
-    /// or the platform, and the client certificate if one is configured.
+    /// or the platform, and the client certificate if one is configured. The CA file and the
+    /// client certificate and key are read now and again whenever they change.
     pub fn client_config(&self) -> Result<rustls::ClientConfig, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         // Read the identity first: a bad key is reported even when the roots are fine.
-        let identity = self.identity()?;
-        let roots = root_store(self.ca_file.as_deref())?;
-        let builder = builder(roots)?;
-        match identity {
-            None => Ok(builder.with_no_client_auth()),
-            // rustls checks here that the key's public half is the leaf certificate's.
-            Some((chain, key)) => {
+        let identity = self.identity(&provider)?;
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(TlsError::Config)?;
+        let builder = match &self.ca_file {
+            Some(path) => {
+                let verifier =
+                    ReloadingVerifier::new(path.clone(), provider, self.reload_failures.clone())?;
                 builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|source| TlsError::Identity {
-                        cert: self.client_cert.clone().unwrap_or_default(),
-                        key: self.client_key.clone().unwrap_or_default(),
-                        source,
-                    })
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(verifier))
             }
+            None => builder.with_root_certificates(root_store(None)?),
+        };
+        let watched = identity.is_some() || self.ca_file.is_some();
+        let mut config = match identity {
+            None => builder.with_no_client_auth(),
+            Some(identity) => builder.with_client_cert_resolver(Arc::new(identity)),
+        };
+        if watched {
+            // A resumed session skips both certificate checks (RFC 8446 §2.2): a connection
+            // made after a rotation must not ride on a ticket from before it.
+            config.resumption = rustls::client::Resumption::disabled();
         }
+        Ok(config)
     }
 
-    /// The client certificate chain and key, when both are configured.
-    #[allow(clippy::type_complexity)]
+    /// The client certificate and key, when both are configured.
     fn identity(
         &self,
-    ) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, TlsError> {
+        provider: &Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<Option<ReloadingIdentity>, TlsError> {
         match (&self.client_cert, &self.client_key) {
             (None, None) => Ok(None),
             (Some(_), None) => Err(TlsError::IncompleteIdentity {
@@ -125,7 +146,12 @@ impl ClientTls {
             (None, Some(_)) => Err(TlsError::IncompleteIdentity {
                 missing: "the certificate",
             }),
-            (Some(cert), Some(key)) => Ok(Some((read_certificates(cert)?, read_private_key(key)?))),
+            (Some(cert), Some(key)) => Ok(Some(ReloadingIdentity::new(
+                cert.clone(),
+                key.clone(),
+                provider.clone(),
+                self.reload_failures.clone(),
+            )?)),
         }
     }
 }
@@ -150,7 +176,7 @@ fn builder(
 }
 
 /// The roots a server's chain must end in: `ca_file`'s certificates, else the platform's.
-fn root_store(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
+pub(crate) fn root_store(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {
@@ -185,7 +211,7 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 }
 
 /// Every `CERTIFICATE` block of a PEM file (at least one).
-fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_slice_iter(&read(path)?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::Pem {
@@ -202,7 +228,7 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsErr
 }
 
 /// The first private key of a PEM file.
-fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+pub(crate) fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     use rustls::pki_types::pem::Error;
     PrivateKeyDer::from_pem_slice(&read(path)?).map_err(|e| match e {
         Error::NoItemsFound => TlsError::NoPrivateKey {
@@ -243,6 +269,7 @@ mod tests {
             ca_file: Some(ca.to_path_buf()),
             client_cert: Some(cert.to_path_buf()),
             client_key: Some(key.to_path_buf()),
+            ..ClientTls::default()
         }
     }
 

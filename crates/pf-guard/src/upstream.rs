@@ -1,6 +1,10 @@
 //! The HTTP client side of the proxies: one keep-alive connection pool to the upstream server
 //! (plain HTTP or HTTPS with rustls), with timeouts and body-size limits on everything the
 //! upstream sends back.
+//!
+//! An `https` upstream is offered HTTP/2 and HTTP/1.1 in ALPN (RFC 7301) and spoken to in the
+//! one it picks; a server without ALPN gets HTTP/1.1. A plain `http` upstream gets HTTP/1.1, or
+//! HTTP/2 with prior knowledge ("h2c", RFC 9113 §3.3) when [`UpstreamHttp::H2c`] says so.
 
 use std::time::Duration;
 
@@ -42,6 +46,27 @@ pub enum UpstreamError {
     /// or invalid, or a key that is not the certificate's).
     #[error("upstream TLS: {0}")]
     Tls(#[from] TlsError),
+    /// HTTP/2 with prior knowledge was asked for an `https` upstream, which negotiates HTTP/2
+    /// in its TLS handshake instead.
+    #[error(
+        "h2c (HTTP/2 with prior knowledge) is for a plain http:// upstream; `{url}` is https, which is offered HTTP/2 in the TLS handshake (ALPN) anyway"
+    )]
+    H2cOverTls {
+        /// The URL given.
+        url: String,
+    },
+}
+
+/// Which HTTP version the guard speaks to the upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UpstreamHttp {
+    /// HTTP/1.1 to an `http` upstream; to an `https` one, HTTP/2 or HTTP/1.1 as the server
+    /// picks in ALPN.
+    #[default]
+    Negotiated,
+    /// HTTP/2 with prior knowledge over plain `http` (h2c), for HTTP/2-only local upstreams
+    /// (gRPC-style servers); every connection starts with the HTTP/2 preface.
+    H2c,
 }
 
 /// How an `https` upstream's certificate is checked and which client certificate the guard
@@ -52,8 +77,6 @@ pub type UpstreamTls = ClientTls;
 #[derive(Clone)]
 pub struct Upstream {
     base: Uri,
-    /// `Host` of every request, made once (the pool would format it per request).
-    host: HeaderValue,
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
 }
@@ -71,6 +94,16 @@ impl Upstream {
         timeout: Duration,
         tls: &UpstreamTls,
     ) -> Result<Self, UpstreamError> {
+        Self::with_settings(url, timeout, tls, UpstreamHttp::Negotiated)
+    }
+
+    /// As [`Upstream::with_tls`], speaking `http` to the upstream.
+    pub fn with_settings(
+        url: &str,
+        timeout: Duration,
+        tls: &UpstreamTls,
+        http: UpstreamHttp,
+    ) -> Result<Self, UpstreamError> {
         let bad = |why: &str| UpstreamError::BadUrl {
             url: url.to_string(),
             why: why.to_string(),
@@ -81,14 +114,14 @@ impl Upstream {
             Some("https") => true,
             _ => return Err(bad("the scheme must be http or https")),
         };
-        let Some(authority) = base.authority() else {
+        if base.authority().is_none() {
             return Err(bad("no host"));
-        };
-        let host = match authority.port() {
-            Some(port) => format!("{}:{port}", authority.host()),
-            None => authority.host().to_string(),
-        };
-        let host = HeaderValue::from_str(&host).map_err(|_| bad("invalid host"))?;
+        }
+        if https && http == UpstreamHttp::H2c {
+            return Err(UpstreamError::H2cOverTls {
+                url: url.to_string(),
+            });
+        }
         // Roots and the client identity are only loaded for https upstreams (reading the
         // platform store takes time; a plain upstream has no use for them).
         let config = if https {
@@ -96,21 +129,24 @@ impl Upstream {
         } else {
             crate::tls::trusting_nothing()?
         };
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(timeout));
-        http.enforce_http(false);
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(timeout));
+        tcp.enforce_http(false);
+        // ALPN offers h2 then http/1.1; the connection reports which one the server chose and
+        // the pool speaks it (one multiplexed connection for h2, several for HTTP/1.1).
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(config)
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
+            .enable_http2()
+            .wrap_connector(tcp);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
+            .http2_only(http == UpstreamHttp::H2c)
             .build(connector);
         Ok(Upstream {
             base,
-            host,
             client,
             timeout,
         })
@@ -142,6 +178,11 @@ impl Upstream {
     }
 
     /// Sends a request; resolves when the answer's head has arrived.
+    ///
+    /// `headers` must hold no `Host` and no connection-specific field (`Connection`,
+    /// `Keep-Alive`, `Transfer-Encoding`, ...): the pool sets `Host` from the URI on an HTTP/1.1
+    /// connection and `:authority` on an HTTP/2 one, where those fields are malformed (RFC 9113
+    /// §8.2.2, §8.3.1). The proxies only forward the header names they list.
     pub async fn send(
         &self,
         method: Method,
@@ -155,9 +196,6 @@ impl Upstream {
             .body(Full::new(body))
             .map_err(|e| UpstreamError::Request(e.to_string()))?;
         *req.headers_mut() = headers;
-        req.headers_mut()
-            .entry(axum::http::header::HOST)
-            .or_insert_with(|| self.host.clone());
         match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Err(_) => Err(UpstreamError::Timeout(self.timeout)),
             Ok(Err(e)) => Err(UpstreamError::Request(error_chain(&e))),

@@ -157,6 +157,7 @@ async fn receiver_requiring_a_client_certificate_gets_the_event_from_a_webhook_w
         ca_file: Some(server_ca.write(dir.path(), "ca.pem")),
         client_cert: Some(cert),
         client_key: Some(key),
+        ..ClientTls::default()
     };
     let m = Arc::new(GuardMetrics::default());
     let hook = Webhook::spawn_with_tls(&rx.url, &tls, m.clone()).expect("spawn");

@@ -254,6 +254,7 @@ impl MtlsSetup {
             ca_file: Some(self.server_ca_file.clone()),
             client_cert,
             client_key,
+            ..UpstreamTls::default()
         }
     }
 }
@@ -323,6 +324,7 @@ fn a_bad_client_key_is_refused_up_front_naming_the_file() {
             ca_file: Some(ca.write(dir.path(), "ca.pem")),
             client_cert: Some(cert.clone()),
             client_key: Some(client_key.to_path_buf()),
+            ..UpstreamTls::default()
         };
         Upstream::with_tls("https://127.0.0.1:1/mcp", Duration::from_secs(1), &tls)
             .err()

@@ -12,7 +12,7 @@ use pf_guard::log::{Committer, LogError, QueuedSink};
 use pf_guard::mcp_http::{McpHttpConfig, McpHttpProxy};
 use pf_guard::metrics::GuardMetrics;
 use pf_guard::openai::{OpenAiConfig, OpenAiProxy};
-use pf_guard::upstream::Upstream;
+use pf_guard::upstream::{Upstream, UpstreamHttp};
 
 /// Longest wait at exit for the runtime's tasks and blocking threads.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -60,6 +60,10 @@ pub struct Args {
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --upstream-client-cert.
     #[arg(long, value_name = "FILE", requires = "upstream_client_cert")]
     upstream_client_key: Option<PathBuf>,
+    /// Speak HTTP/2 with prior knowledge (h2c) to a plain http:// upstream that only speaks
+    /// HTTP/2; an https:// upstream is offered HTTP/2 in the TLS handshake without this flag.
+    #[arg(long, requires = "upstream")]
+    upstream_h2c: bool,
     /// Seconds the upstream may take to start answering (and to send a JSON body), and the
     /// longest silence on an event stream.
     #[arg(long, default_value_t = 300, requires = "upstream")]
@@ -129,7 +133,7 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     let anomaly = super::guard_anomaly::setup(&args.anomaly, compiled.policy.agent(), &metrics)?;
     let webhook = anomaly.as_ref().and_then(|a| a.webhook());
     let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
-    let bound = runtime.block_on(bind(&args))?;
+    let bound = runtime.block_on(bind(&args, &metrics))?;
     let committer = Committer::random();
     let sink = open_sink(args.ledger.as_deref(), &args.log, &committer)?;
     let enforcers = {
@@ -203,7 +207,7 @@ struct Bound {
 }
 
 /// Checks the upstream settings and binds the listeners.
-async fn bind(args: &Args) -> miette::Result<Bound> {
+async fn bind(args: &Args, metrics: &GuardMetrics) -> miette::Result<Bound> {
     let listen = |addr: String| async move {
         tokio::net::TcpListener::bind(&addr)
             .await
@@ -211,7 +215,10 @@ async fn bind(args: &Args) -> miette::Result<Bound> {
             .wrap_err_with(|| format!("cannot listen on {addr}"))
     };
     let proxy = match &args.upstream {
-        Some(url) => Some((upstream(args, url)?, listen(args.listen.clone()).await?)),
+        Some(url) => Some((
+            upstream(args, url, metrics)?,
+            listen(args.listen.clone()).await?,
+        )),
         None => None,
     };
     let metrics = match &args.metrics_addr {
@@ -221,15 +228,23 @@ async fn bind(args: &Args) -> miette::Result<Bound> {
     Ok(Bound { metrics, proxy })
 }
 
-/// The upstream's connection pool, its TLS files read and checked.
-fn upstream(args: &Args, url: &str) -> miette::Result<Upstream> {
+/// The upstream's connection pool, its TLS files read and checked (and watched: a rotated file
+/// that cannot be used is counted in `metrics`).
+fn upstream(args: &Args, url: &str, metrics: &GuardMetrics) -> miette::Result<Upstream> {
     let timeout = Duration::from_secs(args.upstream_timeout.max(1));
     let tls = pf_guard::upstream::UpstreamTls {
         ca_file: args.upstream_ca.clone(),
         client_cert: args.upstream_client_cert.clone(),
         client_key: args.upstream_client_key.clone(),
+        reload_failures: Some(metrics.tls_reload_failures.clone()),
     };
-    let upstream = Upstream::with_tls(url, timeout, &tls).map_err(|e| miette::miette!("{e}"))?;
+    let http = if args.upstream_h2c {
+        UpstreamHttp::H2c
+    } else {
+        UpstreamHttp::Negotiated
+    };
+    let upstream =
+        Upstream::with_settings(url, timeout, &tls, http).map_err(|e| miette::miette!("{e}"))?;
     // A plain http upstream never reads the TLS files; a user who gave them expects TLS.
     if upstream.base().scheme_str() == Some("http") {
         if args.upstream_client_cert.is_some() {

@@ -44,6 +44,13 @@ pub struct AnomalyArgs {
     /// instead of the platform's roots (for a private CA).
     #[arg(long, value_name = "FILE", requires = "alert_webhook")]
     alert_webhook_ca: Option<PathBuf>,
+    /// PEM certificate chain the guard presents to an https --alert-webhook that asks for a
+    /// client certificate (mutual TLS); needs --alert-webhook-client-key.
+    #[arg(long, value_name = "FILE", requires_all = ["alert_webhook", "alert_webhook_client_key"])]
+    alert_webhook_client_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --alert-webhook-client-cert.
+    #[arg(long, value_name = "FILE", requires = "alert_webhook_client_cert")]
+    alert_webhook_client_key: Option<PathBuf>,
 }
 
 /// Anomaly detection as configured by the flags: a fresh detector per guard session (the
@@ -105,9 +112,12 @@ pub fn setup(
     };
     let webhook = match &args.alert_webhook {
         Some(url) => {
+            check_plain_webhook(args, url)?;
             let tls = ClientTls {
                 ca_file: args.alert_webhook_ca.clone(),
-                ..ClientTls::default()
+                client_cert: args.alert_webhook_client_cert.clone(),
+                client_key: args.alert_webhook_client_key.clone(),
+                reload_failures: Some(metrics.tls_reload_failures.clone()),
             };
             Some(Arc::new(
                 Webhook::spawn_with_tls(url, &tls, metrics.clone())
@@ -127,6 +137,23 @@ pub fn setup(
         mode,
         webhook,
     }))
+}
+
+/// Refuses TLS files for a plain `http://` webhook: they would never be read, and a user who
+/// gave them expects the alerts to travel over TLS.
+fn check_plain_webhook(args: &AnomalyArgs, url: &str) -> miette::Result<()> {
+    if !url.starts_with("http://") {
+        return Ok(());
+    }
+    if args.alert_webhook_client_cert.is_some() {
+        miette::bail!(
+            "--alert-webhook-client-cert is for an https:// webhook; {url} is not (a client certificate would never be sent)"
+        );
+    }
+    if args.alert_webhook_ca.is_some() {
+        miette::bail!("--alert-webhook-ca is for an https webhook, but `{url}` is plain http");
+    }
+    Ok(())
 }
 
 /// Sends what is still queued for the webhook (waiting at most a few seconds).

@@ -1,0 +1,211 @@
+//! Test PKI for the `pf guard` webhook tests: private CAs made with rcgen, the certificates they
+//! sign, and a blocking HTTPS alert receiver that requires a client certificate (mutual TLS).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::Value;
+
+/// A private certificate authority.
+pub struct Ca {
+    pem: String,
+    cert: CertificateDer<'static>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// A certificate a [`Ca`] signed, and its key.
+pub struct Leaf {
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl Ca {
+    /// A new CA named `name`.
+    pub fn new(name: &str) -> Ca {
+        let key = KeyPair::generate().expect("CA key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key).expect("CA certificate");
+        Ca {
+            pem: cert.pem(),
+            cert: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A server certificate for `name` (a DNS name or an IP address).
+    pub fn server(&self, name: &str) -> Leaf {
+        self.leaf(&[name], "server", ExtendedKeyUsagePurpose::ServerAuth)
+    }
+
+    /// A client certificate with common name `name`.
+    pub fn client(&self, name: &str) -> Leaf {
+        self.leaf(&[], name, ExtendedKeyUsagePurpose::ClientAuth)
+    }
+
+    fn leaf(&self, names: &[&str], cn: &str, usage: ExtendedKeyUsagePurpose) -> Leaf {
+        let key = KeyPair::generate().expect("leaf key");
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).expect("leaf params");
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, cn);
+        params.distinguished_name = dn;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![usage];
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("leaf certificate");
+        Leaf {
+            cert: cert.der().clone(),
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    /// Writes the CA certificate to `dir/name`.
+    pub fn write(&self, dir: &Path, name: &str) -> PathBuf {
+        write(dir, name, &self.pem)
+    }
+}
+
+impl Leaf {
+    /// Writes the certificate and the key to `dir/name.crt` and `dir/name.key`.
+    pub fn write(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        (
+            write(dir, &format!("{name}.crt"), &self.cert_pem),
+            write(dir, &format!("{name}.key"), &self.key_pem),
+        )
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write PEM file");
+    path
+}
+
+/// An HTTPS alert receiver on a loopback port that presents `leaf` and requires a client
+/// certificate chaining to its client CA; every POST body it accepts is sent as JSON on
+/// `events`, every refused handshake counted.
+pub struct MtlsReceiver {
+    /// `https://127.0.0.1:PORT/alerts`.
+    pub url: String,
+    /// The JSON bodies received.
+    pub events: mpsc::Receiver<Value>,
+    refused: Arc<AtomicUsize>,
+}
+
+impl MtlsReceiver {
+    /// Starts the receiver on a thread of its own (it lives as long as the test process).
+    pub fn start(leaf: &Leaf, client_ca: &Ca) -> MtlsReceiver {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(client_ca.cert.clone()).expect("client CA");
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots.into(),
+            provider.clone(),
+        )
+        .build()
+        .expect("client verifier");
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![leaf.cert.clone()], leaf.key.clone_key())
+            .expect("server certificate");
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("https://{}/alerts", listener.local_addr().expect("addr"));
+        let (tx, events) = mpsc::channel();
+        let refused = Arc::new(AtomicUsize::new(0));
+        let counter = refused.clone();
+        std::thread::spawn(move || {
+            for tcp in listener.incoming().flatten() {
+                if let Err(e) = serve_one(tcp, config.clone(), &tx) {
+                    eprintln!("alert receiver: {e}");
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        MtlsReceiver {
+            url,
+            events,
+            refused,
+        }
+    }
+
+    /// How many connections failed (handshake refused or request unreadable).
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
+    }
+
+    /// Waits (up to 10 s) until `n` connections have failed; returns the count then.
+    pub fn wait_refused(&self, n: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.refused() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.refused()
+    }
+}
+
+/// Completes the handshake (the client's certificate is checked here), reads one request and
+/// answers 204.
+fn serve_one(
+    tcp: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    tx: &mpsc::Sender<Value>,
+) -> std::io::Result<()> {
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let conn = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock)?;
+    }
+    let mut reader = BufReader::new(&mut tls);
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().map_err(std::io::Error::other)?;
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    drop(reader);
+    tls.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")?;
+    tls.flush()?;
+    tls.conn.send_close_notify();
+    let _ = tls.conn.complete_io(&mut tls.sock);
+    let event = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
+    let _ = tx.send(event);
+    Ok(())
+}
