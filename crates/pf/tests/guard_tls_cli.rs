@@ -311,7 +311,7 @@ fn one_flagged_call(dir: &Path, url: &str, webhook: &[&std::ffi::OsStr]) {
 fn a_receiver_requiring_client_certificates_gets_alerts_only_from_a_guard_presenting_one() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (server_ca, client_ca) = (Ca::new("alerts CA"), Ca::new("guards CA"));
-    let receiver = MtlsReceiver::start(&server_ca.server("127.0.0.1"), &client_ca);
+    let receiver = MtlsReceiver::start(&server_ca.server(&["127.0.0.1"]), &client_ca);
     let ca_file = server_ca.write(dir.path(), "alerts-ca.pem");
     let (cert, key) = client_ca.client("guard").write(dir.path(), "guard");
 

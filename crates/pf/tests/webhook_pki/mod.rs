@@ -5,106 +5,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+pub use pf_testkit::pki::{Ca, Leaf};
 use serde_json::Value;
-
-/// A private certificate authority.
-pub struct Ca {
-    pem: String,
-    cert: CertificateDer<'static>,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-/// A certificate a [`Ca`] signed, and its key.
-pub struct Leaf {
-    cert: CertificateDer<'static>,
-    key: PrivateKeyDer<'static>,
-    cert_pem: String,
-    key_pem: String,
-}
-
-impl Ca {
-    /// A new CA named `name`.
-    pub fn new(name: &str) -> Ca {
-        let key = KeyPair::generate().expect("CA key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, name);
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = params.self_signed(&key).expect("CA certificate");
-        Ca {
-            pem: cert.pem(),
-            cert: cert.der().clone(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// A server certificate for `name` (a DNS name or an IP address).
-    pub fn server(&self, name: &str) -> Leaf {
-        self.leaf(&[name], "server", ExtendedKeyUsagePurpose::ServerAuth)
-    }
-
-    /// A client certificate with common name `name`.
-    pub fn client(&self, name: &str) -> Leaf {
-        self.leaf(&[], name, ExtendedKeyUsagePurpose::ClientAuth)
-    }
-
-    fn leaf(&self, names: &[&str], cn: &str, usage: ExtendedKeyUsagePurpose) -> Leaf {
-        let key = KeyPair::generate().expect("leaf key");
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names).expect("leaf params");
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, cn);
-        params.distinguished_name = dn;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![usage];
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .expect("leaf certificate");
-        Leaf {
-            cert: cert.der().clone(),
-            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        }
-    }
-
-    /// Writes the CA certificate to `dir/name`.
-    pub fn write(&self, dir: &Path, name: &str) -> PathBuf {
-        write(dir, name, &self.pem)
-    }
-}
-
-impl Leaf {
-    /// Writes the certificate and the key to `dir/name.crt` and `dir/name.key`.
-    pub fn write(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-        (
-            write(dir, &format!("{name}.crt"), &self.cert_pem),
-            write(dir, &format!("{name}.key"), &self.key_pem),
-        )
-    }
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write PEM file");
-    path
-}
 
 /// An HTTPS alert receiver on a loopback port that presents `leaf` and requires a client
 /// certificate chaining to its client CA; every POST body it accepts is sent as JSON on
