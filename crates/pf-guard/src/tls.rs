@@ -60,6 +60,15 @@ pub enum TlsError {
         /// The file.
         path: PathBuf,
     },
+    /// The key file holds a passphrase-protected key.
+    #[error(
+        "{}: the private key is encrypted, which the guard does not read; give it the key unencrypted (e.g. `openssl pkey -in KEY -out PLAIN.key`), in a file only the guard can read",
+        path.display()
+    )]
+    EncryptedKey {
+        /// The file.
+        path: PathBuf,
+    },
     /// Only one of the client certificate and its key was given.
     #[error(
         "a client certificate needs both the certificate chain and its private key; {missing} is missing"
@@ -230,7 +239,16 @@ pub(crate) fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'stati
 /// The first private key of a PEM file.
 pub(crate) fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     use rustls::pki_types::pem::Error;
-    PrivateKeyDer::from_pem_slice(&read(path)?).map_err(|e| match e {
+    let pem = read(path)?;
+    // PKCS#8 `ENCRYPTED PRIVATE KEY` blocks and OpenSSL's legacy `Proc-Type: 4,ENCRYPTED`
+    // headers: named as such, rather than "no private key" or a base64 error.
+    let encrypted = |marker: &[u8]| pem.windows(marker.len()).any(|w| w == marker);
+    if encrypted(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") || encrypted(b"Proc-Type: 4,ENCRYPTED") {
+        return Err(TlsError::EncryptedKey {
+            path: path.to_path_buf(),
+        });
+    }
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
         Error::NoItemsFound => TlsError::NoPrivateKey {
             path: path.to_path_buf(),
         },
@@ -396,5 +414,33 @@ mod tests {
             matches!(&e, TlsError::NoCertificate { path } if path == &key),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn encrypted_keys_are_named_as_such() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pkcs8 = dir.path().join("pkcs8.key");
+        std::fs::write(
+            &pkcs8,
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkq\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        )
+        .expect("write");
+        let legacy = dir.path().join("legacy.key");
+        std::fs::write(
+            &legacy,
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,0011223344556677\n\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\n",
+        )
+        .expect("write");
+        for path in [&pkcs8, &legacy] {
+            let e = read_private_key(path)
+                .err()
+                .expect("an encrypted key is refused");
+            assert!(matches!(e, TlsError::EncryptedKey { .. }), "{e:?}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains("encrypted") && msg.contains(&*path.to_string_lossy()),
+                "{msg}"
+            );
+        }
     }
 }
