@@ -432,9 +432,7 @@ mod tests {
         )
         .expect("write");
         for path in [&pkcs8, &legacy] {
-            let e = read_private_key(path)
-                .err()
-                .expect("an encrypted key is refused");
+            let e = read_private_key(path).expect_err("an encrypted key is refused");
             assert!(matches!(e, TlsError::EncryptedKey { .. }), "{e:?}");
             let msg = e.to_string();
             assert!(
