@@ -116,9 +116,7 @@ impl ClientTls {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         // Read the identity first: a bad key is reported even when the roots are fine.
         let identity = self.identity(&provider)?;
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(TlsError::Config)?;
+        let builder = versions(provider.clone())?;
         let builder = match &self.ca_file {
             Some(path) => {
                 let verifier =
@@ -168,20 +166,20 @@ impl ClientTls {
 /// A client that trusts no server, for a connector that is never asked for TLS (a plain
 /// `http://` upstream), so the platform's roots are not read for nothing.
 pub(crate) fn trusting_nothing() -> Result<rustls::ClientConfig, TlsError> {
-    Ok(builder(rustls::RootCertStore::empty())?.with_no_client_auth())
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(versions(provider)?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth())
 }
 
-/// A client configuration (ring crypto, TLS 1.2 and 1.3) trusting `roots`, still to be told
-/// whether it presents a certificate.
-fn builder(
-    roots: rustls::RootCertStore,
-) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>, TlsError>
-{
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
+/// A client configuration with `provider`'s crypto and its safe protocol versions (TLS 1.2 and
+/// 1.3), still to be told how servers are checked.
+fn versions(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, TlsError> {
+    rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(TlsError::Config)?
-        .with_root_certificates(roots))
+        .map_err(TlsError::Config)
 }
 
 /// The roots a server's chain must end in: `ca_file`'s certificates, else the platform's.
