@@ -245,18 +245,36 @@ fn upstream(args: &Args, url: &str, metrics: &GuardMetrics) -> miette::Result<Up
     };
     let upstream =
         Upstream::with_settings(url, timeout, &tls, http).map_err(|e| miette::miette!("{e}"))?;
-    // A plain http upstream never reads the TLS files; a user who gave them expects TLS.
     if upstream.base().scheme_str() == Some("http") {
-        if args.upstream_client_cert.is_some() {
-            miette::bail!(
-                "--upstream-client-cert is for an https:// upstream; {url} is not (a client certificate would never be sent)"
-            );
-        }
-        if args.upstream_ca.is_some() {
-            miette::bail!("--upstream-ca is for an https upstream, but `{url}` is plain http");
-        }
+        refuse_tls_files_for_plain_http(
+            "--upstream",
+            "upstream",
+            url,
+            args.upstream_client_cert.is_some(),
+            args.upstream_ca.is_some(),
+        )?;
     }
     Ok(upstream)
+}
+
+/// Refuses `{flag}-client-cert` and `{flag}-ca` for a plain http `url` (of the upstream or the
+/// alert webhook): its client never reads them, and a user who gave them expects TLS.
+pub(super) fn refuse_tls_files_for_plain_http(
+    flag: &str,
+    what: &str,
+    url: &str,
+    client_cert: bool,
+    ca: bool,
+) -> miette::Result<()> {
+    if client_cert {
+        miette::bail!(
+            "{flag}-client-cert is for an https:// {what}; {url} is not (a client certificate would never be sent)"
+        );
+    }
+    if ca {
+        miette::bail!("{flag}-ca is for an https {what}, but `{url}` is plain http");
+    }
+    Ok(())
 }
 
 /// Runs the MCP or OpenAI HTTP proxy until SIGINT/SIGTERM.

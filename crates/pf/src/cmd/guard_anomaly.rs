@@ -139,21 +139,18 @@ pub fn setup(
     }))
 }
 
-/// Refuses TLS files for a plain `http://` webhook: they would never be read, and a user who
-/// gave them expects the alerts to travel over TLS.
+/// Refuses TLS files for a plain `http://` webhook (the webhook's own test of its scheme).
 fn check_plain_webhook(args: &AnomalyArgs, url: &str) -> miette::Result<()> {
     if !url.starts_with("http://") {
         return Ok(());
     }
-    if args.alert_webhook_client_cert.is_some() {
-        miette::bail!(
-            "--alert-webhook-client-cert is for an https:// webhook; {url} is not (a client certificate would never be sent)"
-        );
-    }
-    if args.alert_webhook_ca.is_some() {
-        miette::bail!("--alert-webhook-ca is for an https webhook, but `{url}` is plain http");
-    }
-    Ok(())
+    super::guard::refuse_tls_files_for_plain_http(
+        "--alert-webhook",
+        "webhook",
+        url,
+        args.alert_webhook_client_cert.is_some(),
+        args.alert_webhook_ca.is_some(),
+    )
 }
 
 /// Sends what is still queued for the webhook (waiting at most a few seconds).
