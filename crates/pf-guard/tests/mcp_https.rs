@@ -18,7 +18,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
-use common::{Fixture, send, serve};
+use common::{Fixture, post_mcp, serve};
 use pf_guard::mcp_http::{McpHttpConfig, McpHttpProxy};
 use pf_guard::upstream::{Upstream, UpstreamTls};
 use pki::{Ca, Leaf, TlsListener, server_config};
@@ -109,16 +109,7 @@ fn write_ca(dir: &tempfile::TempDir, pem: &str) -> std::path::PathBuf {
 async fn call(proxy: SocketAddr) -> common::Reply {
     let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
         "params": {"name": "lookup_order", "arguments": {"order_id": "ORD-123456"}}});
-    send(
-        Method::POST,
-        &format!("http://{proxy}/mcp"),
-        &[
-            ("content-type", "application/json"),
-            ("accept", "application/json, text/event-stream"),
-        ],
-        body.to_string(),
-    )
-    .await
+    post_mcp(proxy, &body).await
 }
 
 #[tokio::test]

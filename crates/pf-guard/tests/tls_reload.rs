@@ -16,9 +16,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use common::{Fixture, send, serve};
+use common::{Fixture, post_mcp, serve};
 use pf_guard::mcp_http::{McpHttpConfig, McpHttpProxy};
 use pf_guard::metrics::ReasonLabels;
 use pf_guard::tls_reload::CHECK_INTERVAL;
@@ -62,16 +62,7 @@ async fn mtls_upstream(leaf: &Leaf, client_ca: &Ca) -> (u16, Arc<AtomicUsize>) {
 async fn call(proxy: SocketAddr) -> common::Reply {
     let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
         "params": {"name": "lookup_order", "arguments": {"order_id": "ORD-123456"}}});
-    send(
-        Method::POST,
-        &format!("http://{proxy}/mcp"),
-        &[
-            ("content-type", "application/json"),
-            ("accept", "application/json, text/event-stream"),
-        ],
-        body.to_string(),
-    )
-    .await
+    post_mcp(proxy, &body).await
 }
 
 /// Replaces `path` with `text` the way rotating tools do: written beside it, then renamed over

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use bytes::Bytes;
-use common::{Fixture, send, serve, sse_data};
+use common::{Fixture, post_mcp, send, serve, sse_data};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -256,16 +256,7 @@ async fn openai_proxy(fx: &Fixture, upstream: Upstream) -> SocketAddr {
 async fn tools_call(proxy: SocketAddr, id: u64, name: &str, args: Value) -> (Value, common::Reply) {
     let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
         "params": {"name": name, "arguments": args}});
-    let reply = send(
-        Method::POST,
-        &format!("http://{proxy}/mcp"),
-        &[
-            ("content-type", "application/json"),
-            ("accept", "application/json, text/event-stream"),
-        ],
-        body.to_string(),
-    )
-    .await;
+    let reply = post_mcp(proxy, &body).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let answer = if reply
         .header("content-type")
@@ -493,16 +484,7 @@ async fn h2c_upstream_needs_prior_knowledge() {
     let proxy = mcp_proxy(&fx, up).await;
     let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
         "params": {"name": "lookup_order", "arguments": {"order_id": "ORD-123456"}}});
-    let reply = send(
-        Method::POST,
-        &format!("http://{proxy}/mcp"),
-        &[
-            ("content-type", "application/json"),
-            ("accept", "application/json, text/event-stream"),
-        ],
-        body.to_string(),
-    )
-    .await;
+    let reply = post_mcp(proxy, &body).await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.text());
     assert_eq!(reply.json()["id"], json!(9));
     assert_eq!(log.lock().expect("log").len(), 1, "nothing new was read");

@@ -6,62 +6,27 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-struct Session {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
+mod common;
+
+use common::{GuardSession as Session, support_spec};
 
 impl Session {
-    fn start(log: &Path, extra: &[&str]) -> Session {
-        let pf = env!("CARGO_BIN_EXE_pf");
-        let spec =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/support-agent/agent.yaml");
-        let mut args = vec![
-            "guard",
-            "--spec",
-            spec.to_str().expect("utf-8"),
-            "--log",
-            log.to_str().expect("utf-8"),
-        ];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&["--", pf, "guard", "demo-tools"]);
-        let mut child = Command::new(pf)
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("pf guard starts");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        Session {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    fn request(&mut self, id: u64, method: &str, params: Value) -> Value {
-        let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        writeln!(self.stdin, "{line}").expect("write");
-        self.stdin.flush().expect("flush");
-        let mut reply = String::new();
-        self.stdout.read_line(&mut reply).expect("read");
-        let reply: Value = serde_json::from_str(&reply).expect("JSON reply");
+    /// Sends a JSON-RPC request; its reply, which must answer `id`.
+    fn request_checked(&mut self, id: u64, method: &str, params: Value) -> Value {
+        let reply = self.request(id, method, params);
         assert_eq!(reply["id"], json!(id), "{reply}");
         reply
     }
 
     /// The normal workflow: search, look up the order, e-mail the customer.
     fn normal_workflow(&mut self) {
-        self.request(1, "initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}));
+        self.request_checked(1, "initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}));
         for (id, tool, args) in [
             (2, "search_kb", json!({"query": "refund policy"})),
             (3, "lookup_order", json!({"order_id": "ORD-123456"})),
@@ -71,7 +36,8 @@ impl Session {
                 json!({"to": "jane.roe@customers.example.com", "subject": "Your order", "body": "On its way."}),
             ),
         ] {
-            let r = self.request(id, "tools/call", json!({"name": tool, "arguments": args}));
+            let r =
+                self.request_checked(id, "tools/call", json!({"name": tool, "arguments": args}));
             assert_eq!(r["result"]["isError"], json!(false), "{tool}: {r}");
         }
     }
@@ -134,7 +100,7 @@ fn a_baseline_learned_from_the_log_lets_normal_calls_through_and_denies_new_sequ
 
     // Session 1: normal traffic, no anomaly detection.
     let log1 = dir.path().join("normal.jsonl");
-    let mut s = Session::start(&log1, &[]);
+    let mut s = Session::start(&support_spec(), &log1, &[]);
     s.normal_workflow();
     s.finish();
 
@@ -168,6 +134,7 @@ fn a_baseline_learned_from_the_log_lets_normal_calls_through_and_denies_new_sequ
     let (url, alerts) = webhook_receiver();
     let log2 = dir.path().join("guarded.jsonl");
     let mut s = Session::start(
+        &support_spec(),
         &log2,
         &[
             "--anomaly-baseline",
@@ -179,7 +146,7 @@ fn a_baseline_learned_from_the_log_lets_normal_calls_through_and_denies_new_sequ
         ],
     );
     s.normal_workflow();
-    let r = s.request(
+    let r = s.request_checked(
         5,
         "tools/call",
         json!({"name": "issue_refund", "arguments": {"order_id": "ORD-123456", "amount": 10}}),

@@ -2,70 +2,18 @@
 //! support agent's spec: hidden tools, allowed calls, denials in MCP's own form, a prompt
 //! injection stopped by information flow, protocol errors answered, every decision logged.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-struct Session {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
+mod common;
 
-fn support_spec() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/support-agent/agent.yaml")
-}
+use common::{GuardSession as Session, support_spec};
 
 impl Session {
-    fn start(log: &Path) -> Session {
-        Session::start_with(&support_spec(), log, &[])
-    }
-
-    /// `pf guard --spec SPEC --log LOG EXTRA... -- pf guard demo-tools`.
-    fn start_with(spec: &Path, log: &Path, extra: &[&str]) -> Session {
-        let pf = env!("CARGO_BIN_EXE_pf");
-        let mut args = vec![
-            "guard",
-            "--spec",
-            spec.to_str().expect("utf-8"),
-            "--log",
-            log.to_str().expect("utf-8"),
-        ];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&["--", pf, "guard", "demo-tools"]);
-        let mut child = Command::new(pf)
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("pf guard starts");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        Session {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    fn send_raw(&mut self, line: &str) -> Value {
-        writeln!(self.stdin, "{line}").expect("write");
-        self.stdin.flush().expect("flush");
-        let mut reply = String::new();
-        self.stdout.read_line(&mut reply).expect("read");
-        serde_json::from_str(&reply)
-            .unwrap_or_else(|e| panic!("reply is not JSON ({e}): {reply:?}"))
-    }
-
-    fn request(&mut self, id: u64, method: &str, params: Value) -> Value {
-        self.send_raw(
-            &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string(),
-        )
-    }
-
+    /// A `tools/call` whose reply answers `id`; its result.
     fn call(&mut self, id: u64, tool: &str, args: Value) -> Value {
         let reply = self.request(id, "tools/call", json!({"name": tool, "arguments": args}));
         assert_eq!(reply["id"], json!(id), "{reply}");
@@ -84,7 +32,7 @@ fn text(result: &Value) -> String {
 fn guard_enforces_the_support_agent_spec_over_mcp() {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("decisions.jsonl");
-    let mut s = Session::start(&log);
+    let mut s = Session::start(&support_spec(), &log, &[]);
 
     let init = s.request(1, "initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}));
     assert_eq!(
@@ -225,7 +173,7 @@ fn log_records(log: &Path) -> Vec<Value> {
 fn requests_sent_just_before_the_client_closes_are_still_answered() {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("decisions.jsonl");
-    let mut s = Session::start(&log);
+    let mut s = Session::start(&support_spec(), &log, &[]);
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}});
     let lookup = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
                         "params": {"name": "lookup_order", "arguments": {"order_id": "ORD-123456"}}});
@@ -330,7 +278,7 @@ fn email_the_kb_address(trust_flag: bool, user_request: Option<Value>) -> (Value
     } else {
         &[]
     };
-    let mut s = Session::start_with(&spec, &log, extra);
+    let mut s = Session::start(&spec, &log, extra);
 
     let kb = s.call(1, "search_kb", json!({"query": "refunds"}));
     assert!(text(&kb).contains(KB_ADDRESS), "{kb}");

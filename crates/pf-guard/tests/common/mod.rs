@@ -165,6 +165,21 @@ pub async fn send(
     }
 }
 
+/// POSTs a JSON-RPC message to the MCP endpoint `http://{proxy}/mcp`, as a Streamable HTTP
+/// client does (it accepts JSON or an event stream).
+pub async fn post_mcp(proxy: SocketAddr, message: &serde_json::Value) -> Reply {
+    send(
+        Method::POST,
+        &format!("http://{proxy}/mcp"),
+        &[
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+        ],
+        message.to_string(),
+    )
+    .await
+}
+
 /// The `data:` payloads of an event-stream body, parsed as JSON (`[DONE]` as a string).
 pub fn sse_data(body: &[u8]) -> Vec<serde_json::Value> {
     let mut parser = pf_guard::sse::Parser::default();
