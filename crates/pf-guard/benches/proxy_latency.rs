@@ -7,6 +7,7 @@
 //! `PF_BENCH_PIN=1` (the guard's threads, proxy worker and decision-log writer, on CPU 0;
 //! upstream, load generator and pacer on CPU 1; Linux),
 //! `PF_BENCH_PACING=timer` (pace with tokio's 1 ms timer, as before: bursts of requests),
+//! `PF_BENCH_LOG_WINDOW_MS` (the decision log's group-commit window; default the guard's),
 //! Allocator: mimalloc, as `pf` uses; `--features bench-system-allocator` measures glibc's instead.
 //! Runtimes: upstream, proxy and load generator each get one worker thread.
 //!
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use pf_guard::PolicyEnforcer;
-use pf_guard::log::{Committer, QueuedSink};
+use pf_guard::log::{Committer, GROUP_COMMIT_WINDOW, QueuedSink};
 use pf_guard::mcp_http::{McpHttpConfig, McpHttpProxy};
 use pf_guard::metrics::GuardMetrics;
 use pf_guard::upstream::Upstream;
@@ -63,6 +64,7 @@ struct Settings {
     conns: usize,
     pin: bool,
     timer_pacing: bool,
+    log_window: Duration,
 }
 
 fn settings() -> Settings {
@@ -74,6 +76,7 @@ fn settings() -> Settings {
             conns: 4,
             pin: false,
             timer_pacing: false,
+            log_window: GROUP_COMMIT_WINDOW,
         };
     }
     Settings {
@@ -82,6 +85,9 @@ fn settings() -> Settings {
         conns: env("PF_BENCH_CONNS").map_or(16, |c| c.max(1.0) as usize),
         pin: std::env::var("PF_BENCH_PIN").is_ok_and(|v| v == "1"),
         timer_pacing: std::env::var("PF_BENCH_PACING").is_ok_and(|v| v == "timer"),
+        log_window: env("PF_BENCH_LOG_WINDOW_MS").map_or(GROUP_COMMIT_WINDOW, |ms| {
+            Duration::from_secs_f64(ms.max(0.0) / 1e3)
+        }),
     }
 }
 
@@ -465,11 +471,12 @@ fn main() {
     let policy = Arc::new(pf_policy::compile(&spec).expect("compile").policy);
     // The writer thread inherits the CPU affinity of the thread that starts it.
     let log_path = dir.join("decisions.jsonl");
+    let log_window = s.log_window;
     let sink = std::thread::spawn(move || {
         if let Some(cpu) = proxy_cpu {
             pin_current_thread(cpu);
         }
-        QueuedSink::jsonl(&log_path, 4096).expect("log")
+        QueuedSink::jsonl_with_window(&log_path, 4096, log_window).expect("log")
     })
     .join()
     .expect("log opener");
@@ -522,6 +529,7 @@ fn main() {
             conns: s.conns,
             pin: s.pin,
             timer_pacing: s.timer_pacing,
+            log_window: s.log_window,
         };
         load_rt.block_on(load(addr, "/mcp", &warm));
         let before = thread_cpu();
@@ -531,10 +539,11 @@ fn main() {
         results.push((name, phase));
     }
     println!(
-        "offered {:.0} req/s for {:.1} s per phase, {} keep-alive connections, 1 worker thread each for upstream, proxy and load generator; {}; allocator {}; load average {}",
+        "offered {:.0} req/s for {:.1} s per phase, {} keep-alive connections, 1 worker thread each for upstream, proxy and load generator; decision-log group commit every {:?}; {}; allocator {}; load average {}",
         s.rate,
         s.secs,
         s.conns,
+        s.log_window,
         match (s.pin, s.timer_pacing) {
             (true, false) =>
                 "pinned: guard (proxy worker, log writer) on CPU 0, harness on CPU 1; fine pacing",

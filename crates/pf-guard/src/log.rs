@@ -97,6 +97,19 @@ pub trait DecisionSink: Send + Sync {
     }
 }
 
+/// Refuses a group-commit window longer than [`MAX_GROUP_COMMIT_WINDOW`].
+fn check_window(window: Duration) -> std::io::Result<()> {
+    if window > MAX_GROUP_COMMIT_WINDOW {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "group-commit window {window:?} is longer than the {MAX_GROUP_COMMIT_WINDOW:?} allowed"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// What travels through a [`QueuedSink`]'s queue.
 enum Job {
     /// A finished record.
@@ -133,12 +146,26 @@ const MAX_BATCH: usize = 4096;
 /// Group commit: the writer starts at most one durable write (one fsync) per window, gathering the
 /// records that arrive meanwhile. Under load this turns thousands of fsyncs per second into a few
 /// hundred; when idle a record is written at once. A record is never held longer than the window
-/// plus one write.
-pub const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(1);
+/// plus one write. 2 ms rather than 1: each fsync costs the writer CPU, and in the proxy
+/// benchmark at 20K requests/s the writer's share per request about halves (BENCHMARKS.md).
+pub const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(2);
+/// Longest group-commit window a sink accepts.
+pub const MAX_GROUP_COMMIT_WINDOW: Duration = Duration::from_secs(1);
 
 impl QueuedSink {
     /// JSON Lines appended to `path` (created if absent), fsynced after every batch.
     pub fn jsonl(path: &Path, capacity: usize) -> std::io::Result<Self> {
+        Self::jsonl_with_window(path, capacity, GROUP_COMMIT_WINDOW)
+    }
+
+    /// As [`QueuedSink::jsonl`], with a group-commit `window` (at most
+    /// [`MAX_GROUP_COMMIT_WINDOW`]; zero writes each batch as soon as the last one is done).
+    pub fn jsonl_with_window(
+        path: &Path,
+        capacity: usize,
+        window: Duration,
+    ) -> std::io::Result<Self> {
+        check_window(window)?;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -146,7 +173,7 @@ impl QueuedSink {
         Self::spawn(
             format!("decision log {}", path.display()),
             capacity,
-            GROUP_COMMIT_WINDOW,
+            window,
             move |batch| {
                 let mut buf = Vec::new();
                 for r in batch {
@@ -162,7 +189,17 @@ impl QueuedSink {
 
     /// Records appended to a `pf-ledger` log; each batch is durable and integrated when written.
     pub fn ledger(ledger: pf_ledger::ledger::Ledger, capacity: usize) -> std::io::Result<Self> {
-        let window = GROUP_COMMIT_WINDOW;
+        Self::ledger_with_window(ledger, capacity, GROUP_COMMIT_WINDOW)
+    }
+
+    /// As [`QueuedSink::ledger`], with a group-commit `window` (see
+    /// [`QueuedSink::jsonl_with_window`]).
+    pub fn ledger_with_window(
+        ledger: pf_ledger::ledger::Ledger,
+        capacity: usize,
+        window: Duration,
+    ) -> std::io::Result<Self> {
+        check_window(window)?;
         Self::spawn(
             "transparency ledger".into(),
             capacity,
@@ -376,6 +413,26 @@ mod tests {
         sink.close().expect("clean close");
         assert!(closing.elapsed() < Duration::from_secs(5));
         assert_eq!(*batches.lock().expect("lock"), vec![1, 100]);
+    }
+
+    #[test]
+    fn a_window_longer_than_allowed_is_refused() {
+        let path = std::env::temp_dir().join(format!("pf-guard-log-w-{}", std::process::id()));
+        let too_long = MAX_GROUP_COMMIT_WINDOW + Duration::from_millis(1);
+        let err = QueuedSink::jsonl_with_window(&path, 4, too_long)
+            .err()
+            .expect("refused");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(
+            err.to_string().contains("longer than the 1s allowed"),
+            "{err}"
+        );
+        assert!(!path.exists(), "nothing is created for a refused window");
+        QueuedSink::jsonl_with_window(&path, 4, MAX_GROUP_COMMIT_WINDOW)
+            .expect("the longest window is accepted")
+            .close()
+            .expect("clean close");
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

@@ -205,6 +205,48 @@ fn requests_sent_just_before_the_client_closes_are_still_answered() {
     );
 }
 
+/// With the shortest and the longest group-commit window, a burst of calls followed by the
+/// client closing its end leaves every decision in the log (a clean stop writes what is queued).
+#[test]
+fn every_decision_is_logged_whatever_the_commit_window() {
+    for window in ["0", "1000"] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("decisions.jsonl");
+        let mut s = Session::start(&support_spec(), &log, &["--log-commit-window-ms", window]);
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}});
+        writeln!(s.stdin, "{init}").expect("write");
+        for id in 1..=20 {
+            let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                              "params": {"name": "lookup_order", "arguments": {"order_id": "ORD-123456"}}});
+            writeln!(s.stdin, "{call}").expect("write");
+        }
+        drop(s.stdin);
+        let mut out = String::new();
+        s.stdout.read_to_string(&mut out).expect("read");
+        let status = s.child.wait().expect("guard exits");
+        assert!(status.success(), "window {window}: {status:?}");
+        assert_eq!(out.lines().count(), 21, "window {window}: {out}");
+        let records = log_records(&log);
+        let count = |kind: &str, effect: Option<&str>| {
+            records
+                .iter()
+                .filter(|r| r["kind"] == kind && r["tool"] == "lookup_order")
+                .filter(|r| effect.is_none_or(|e| r["effect"] == e))
+                .count()
+        };
+        // Every call has its record; every allowed one (the spec's rate limit denies some) has
+        // its output's.
+        assert_eq!(count("call", None), 20, "window {window}: {records:?}");
+        let allowed = count("call", Some("allow"));
+        assert!(allowed > 0, "window {window}: {records:?}");
+        assert_eq!(
+            count("output", None),
+            allowed,
+            "window {window}: {records:?}"
+        );
+    }
+}
+
 #[test]
 fn the_guard_exits_when_the_server_does_even_if_the_client_stays() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -182,3 +182,15 @@ fn a_directory_that_is_not_a_ledger_is_refused_before_anything_is_written_into_i
         .collect();
     assert!(left.is_empty(), "left {left:?} behind");
 }
+
+#[test]
+fn a_commit_window_out_of_range_is_refused_before_the_log_is_created() {
+    assert_refused_before_any_output(
+        &["--log-commit-window-ms", "5000", "--", "true"],
+        "invalid value '5000' for '--log-commit-window-ms <MS>': 5000 is not in 0..=1000",
+    );
+    assert_refused_before_any_output(
+        &["--log-commit-window-ms", "soon", "--", "true"],
+        "invalid value 'soon' for '--log-commit-window-ms <MS>'",
+    );
+}
