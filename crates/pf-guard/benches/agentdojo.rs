@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use replay::{Mode, SUITES, SuiteReport};
+use replay::{Labelling, Mode, SUITES, SuiteReport};
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
@@ -48,6 +48,9 @@ fn main() -> ExitCode {
             "out p99 us"
         );
         let mut all: Vec<SuiteReport> = Vec::new();
+        // Output checks with every output labelled inside the check (as before labelling
+        // was deferred), for comparison.
+        let mut at_once: Vec<Duration> = Vec::new();
         for suite in SUITES {
             let trace = match replay::load_trace(&traces, suite) {
                 Ok(t) => t,
@@ -64,6 +67,10 @@ fn main() -> ExitCode {
                 }
             };
             let mut r = replay::replay_suite(&policy, &trace, stride);
+            at_once.append(
+                &mut replay::replay_suite_labelling(&policy, &trace, stride, Labelling::AtOnce)
+                    .output_latencies,
+            );
             let (pb, pr) = r.pairs();
             let replayable = r.injection_tasks - r.not_replayable.len();
             let n = r.latencies.len();
@@ -125,6 +132,19 @@ fn main() -> ExitCode {
             micros(p99),
             micros(o50),
             micros(o99)
+        );
+        let mut settle: Vec<Duration> = all
+            .iter()
+            .flat_map(|r| r.settle_latencies.clone())
+            .collect();
+        println!(
+            "labelling of outputs >= {} bytes, done after the answer is sent (not in the output check above): {} outputs, p50 {:.1} us, p99 {:.1} us; output check with all labelling inside it (as before): p50 {:.1} us, p99 {:.1} us",
+            pf_guard::policy_enforcer::DEFER_LABELLING_BYTES,
+            settle.len(),
+            micros(replay::quantile(&mut settle, 0.5)),
+            micros(replay::quantile(&mut settle, 0.99)),
+            micros(replay::quantile(&mut at_once, 0.5)),
+            micros(replay::quantile(&mut at_once, 0.99))
         );
         for r in &all {
             for f in &r.false_blocks {

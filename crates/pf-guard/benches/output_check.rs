@@ -1,6 +1,7 @@
 //! Output check on the largest AgentDojo tool output (workspace `list_files`, a 30 KB YAML drive
-//! listing): field-level leaves, labelling (`record_output`) and the guard's whole
-//! `check_output`, with marked-yaml (the old path) beside the fast block-YAML reader, in one run.
+//! listing): field-level leaves, labelling (`record_output`) and the guard's `check_output`, with
+//! marked-yaml (the old path) beside the fast block-YAML reader, in one run; the guard's check on
+//! the answer's path, the labelling it does after the answer (`settle`), and both at once.
 //!
 //! `cargo bench -p pf-guard --bench output_check` (1000 rounds);
 //! `PF_BENCH_SMOKE=1 cargo bench -p pf-guard --bench output_check` (50 rounds).
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use pf_guard::log::{Committer, DecisionRecord, DecisionSink, LogError};
 use pf_guard::metrics::GuardMetrics;
+use pf_guard::policy_enforcer::DEFER_LABELLING_BYTES;
 use pf_guard::{Enforcer, PolicyEnforcer};
 use pf_policy::fields::{YamlReader, structured_leaves_with};
 use pf_policy::{Policy, record_output_with};
@@ -147,32 +149,59 @@ fn main() -> ExitCode {
     let (mut old, mut new) = (record(YamlReader::MarkedYaml), record(YamlReader::Fast));
     row("record_output (labelling)", &mut old, &mut new);
 
-    // The guard's whole output check (content checks, labelling, decision record), as the
-    // guard runs it (fast reader).
-    let mut new = time(
+    // The guard's output check (content checks, decision record), as the guard runs it (fast
+    // reader): on the answer's path, then the labelling it leaves for after the answer, then
+    // both at once (as before labelling was deferred).
+    let enforcer = |defer_from: usize| {
+        PolicyEnforcer::new(
+            policy.clone(),
+            "sha256:bench".into(),
+            Arc::new(DiscardSink),
+            Arc::new(GuardMetrics::default()),
+            Committer::with_salt([0; 32]),
+        )
+        .with_deferred_labelling_from(defer_from)
+    };
+    let mut answer = time(
         rounds,
-        || {
-            PolicyEnforcer::new(
-                policy.clone(),
-                "sha256:bench".into(),
-                Arc::new(DiscardSink),
-                Arc::new(GuardMetrics::default()),
-                Committer::with_salt([0; 32]),
-            )
-        },
+        || enforcer(DEFER_LABELLING_BYTES),
         |mut e| {
             black_box(e.check_output(Some(tool), black_box(text)));
         },
     );
-    let n50 = replay::quantile(&mut new, 0.5);
-    let n99 = replay::quantile(&mut new, 0.99);
-    println!(
-        "{:<28} {:>10} {:>10} {:>10.1} {:>10.1}",
-        "guard check_output",
-        "-",
-        "-",
-        n50.as_secs_f64() * 1e6,
-        n99.as_secs_f64() * 1e6
+    let mut settle = time(
+        rounds,
+        || {
+            let mut e = enforcer(DEFER_LABELLING_BYTES);
+            e.check_output(Some(tool), text);
+            e
+        },
+        |mut e| {
+            e.settle();
+            black_box(&e);
+        },
     );
+    let mut at_once = time(
+        rounds,
+        || enforcer(usize::MAX),
+        |mut e| {
+            black_box(e.check_output(Some(tool), black_box(text)));
+        },
+    );
+    for (what, samples) in [
+        ("guard check_output (answer)", &mut answer),
+        ("  then labelling (settle)", &mut settle),
+        ("  both at once (before)", &mut at_once),
+    ] {
+        let p50 = replay::quantile(samples, 0.5);
+        let p99 = replay::quantile(samples, 0.99);
+        println!(
+            "{what:<28} {:>10} {:>10} {:>10.1} {:>10.1}",
+            "-",
+            "-",
+            p50.as_secs_f64() * 1e6,
+            p99.as_secs_f64() * 1e6
+        );
+    }
     ExitCode::SUCCESS
 }

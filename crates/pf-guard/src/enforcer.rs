@@ -50,6 +50,14 @@ pub trait Enforcer: Send {
     /// Records a call the adapter refused before the policy could judge it (no name, arguments
     /// that are not a JSON object, too many calls in flight): logged like any other denial.
     fn refuse_call(&mut self, tool: &str, code: &str, subject: &Value);
+    /// Whether a check left labelling work for later (see [`Enforcer::settle`]).
+    fn unsettled(&self) -> bool {
+        false
+    }
+    /// Does the labelling work checks left for later (a large tool output's information-flow
+    /// labels), which adapters call once the answer is on its way. Every other method does it
+    /// first, so no decision depends on whether or when this is called.
+    fn settle(&mut self) {}
 }
 
 /// Reason code of a tool call whose arguments are not a JSON object (or not JSON at all).

@@ -97,6 +97,11 @@ impl<E: Enforcer> McpSession<E> {
         &self.enforcer
     }
 
+    /// The enforcer, to change (settling deferred work).
+    pub(crate) fn enforcer_mut(&mut self) -> &mut E {
+        &mut self.enforcer
+    }
+
     /// Routes a message the client sent.
     pub fn from_client(&mut self, msg: Message) -> Route {
         let mut msg = msg;

@@ -400,6 +400,7 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
         } else {
             Value::Array(out)
         };
+        crate::settle::in_background(&session);
         json_response(status, body, out_headers)
     }
 
@@ -563,6 +564,7 @@ fn relay_events<E: Enforcer + 'static>(
                 let Some(out) = route_event(&session, ev) else {
                     continue;
                 };
+                crate::settle::in_background(&session);
                 if tx.send(Ok(Bytes::from(out))).await.is_err() {
                     return; // the client went away
                 }

@@ -273,6 +273,8 @@ async fn handle<E: Enforcer + 'static>(
     if let Err(e) = checked {
         return api_error(StatusCode::BAD_REQUEST, &e.to_string());
     }
+    // Tool results in the request were checked; their labels are made while the model works.
+    crate::settle::in_background(&session);
     let streaming = request.get("stream").and_then(Value::as_bool) == Some(true);
     let target = match proxy.upstream.with_path(uri.path()) {
         Ok(t) => t,

@@ -320,7 +320,15 @@ where
             },
         };
         let sent = match route {
-            Route::ToClient(v) => to_client.send(v).is_ok(),
+            Route::ToClient(v) => {
+                let sent = to_client.send(v).is_ok();
+                // The writer task sends the answer meanwhile.
+                let mut s = lock(session);
+                if s.enforcer().unsettled() {
+                    s.enforcer_mut().settle();
+                }
+                sent
+            }
             Route::ToServer(v) => match to_server.upgrade() {
                 Some(tx) => tx.send(v).is_ok(),
                 None => {

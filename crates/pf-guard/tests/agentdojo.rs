@@ -179,3 +179,50 @@ fn a_trace_of_another_format_or_suite_is_rejected() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What a replay decided, for comparing two ways of labelling: every block (call, tool,
+/// codes), every attack pair's outcome, the pair counters.
+fn verdicts(r: &replay::SuiteReport) -> String {
+    let blocks: Vec<_> = r
+        .false_blocks
+        .iter()
+        .map(|f| {
+            let b: Vec<_> = f
+                .blocks
+                .iter()
+                .map(|b| (b.call, &b.tool, &b.codes))
+                .collect();
+            format!("{} {b:?}", f.task)
+        })
+        .collect();
+    format!(
+        "{blocks:?} {:?} {} {}",
+        r.injection_blocks, r.pairs_not_delivered, r.pairs_with_user_call_blocked
+    )
+}
+
+#[test]
+fn labelling_large_outputs_later_changes_no_verdict() {
+    use replay::Labelling;
+    let mut settled = 0;
+    for suite in SUITES {
+        let trace = replay::load_trace(&replay::fixtures_dir(), suite).expect("committed trace");
+        let policy =
+            replay::compile_spec(&replay::specs_dir(), suite, Mode::Full).expect("spec compiles");
+        let at_once = replay::replay_suite_labelling(&policy, &trace, 1, Labelling::AtOnce);
+        assert!(at_once.settle_latencies.is_empty());
+        for labelling in [Labelling::Guard, Labelling::AtNextDecision] {
+            let later = replay::replay_suite_labelling(&policy, &trace, 1, labelling);
+            assert_eq!(
+                verdicts(&later),
+                verdicts(&at_once),
+                "{suite}: {labelling:?} decided otherwise"
+            );
+            if labelling == Labelling::Guard {
+                settled += later.settle_latencies.len();
+            }
+        }
+    }
+    // The traces have outputs long enough to be labelled after their answer.
+    assert!(settled > 0);
+}

@@ -233,13 +233,27 @@ pub struct Block {
     pub reason: String,
 }
 
+/// When a session labels the tool outputs it checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Labelling {
+    /// As the guard does: large outputs after their answer is sent (`settle`, timed on its own).
+    Guard,
+    /// Every output inside `check_output`.
+    AtOnce,
+    /// Every output deferred and never settled by hand: each is labelled by the next decision.
+    AtNextDecision,
+}
+
 /// Replays calls through one guard session; collects blocks and per-decision latencies.
 pub struct Session {
     enforcer: PolicyEnforcer,
+    labelling: Labelling,
     /// Latency of every `decide_call`.
     pub latencies: Vec<Duration>,
-    /// Latency of every `check_output` (output checks plus labelling).
+    /// Latency of every `check_output` (the check, and labelling unless it is deferred).
     pub output_latencies: Vec<Duration>,
+    /// Latency of every deferred labelling (`settle`, after the answer is on its way).
+    pub settle_latencies: Vec<Duration>,
     /// Whether an output carrying the attacker's text reached the agent.
     pub injection_delivered: bool,
 }
@@ -247,18 +261,30 @@ pub struct Session {
 impl Session {
     /// A fresh guard session; `prompt` is the user's request (trusted text).
     pub fn new(policy: &Arc<Policy>, prompt: &str) -> Self {
-        let mut enforcer = PolicyEnforcer::new(
+        Self::with_labelling(policy, prompt, Labelling::Guard)
+    }
+
+    /// As [`Session::new`], labelling outputs as `labelling` says.
+    pub fn with_labelling(policy: &Arc<Policy>, prompt: &str, labelling: Labelling) -> Self {
+        let enforcer = PolicyEnforcer::new(
             policy.clone(),
             "sha256:agentdojo-replay".into(),
             Arc::new(DiscardSink),
             Arc::new(GuardMetrics::default()),
             Committer::with_salt([0; 32]),
         );
+        let mut enforcer = match labelling {
+            Labelling::Guard => enforcer,
+            Labelling::AtOnce => enforcer.with_deferred_labelling_from(usize::MAX),
+            Labelling::AtNextDecision => enforcer.with_deferred_labelling_from(0),
+        };
         enforcer.user_request(prompt);
         Session {
             enforcer,
+            labelling,
             latencies: Vec::new(),
             output_latencies: Vec::new(),
+            settle_latencies: Vec::new(),
             injection_delivered: false,
         }
     }
@@ -285,6 +311,11 @@ impl Session {
                 .enforcer
                 .check_output(Some(&call.function), &call.output);
             self.output_latencies.push(t0.elapsed());
+            if self.labelling == Labelling::Guard && self.enforcer.unsettled() {
+                let t0 = Instant::now();
+                self.enforcer.settle();
+                self.settle_latencies.push(t0.elapsed());
+            }
             self.enforcer.finish_call(&call.function);
             if let OutputOutcome::Deny { reason, codes } = out {
                 blocks.push(Block {
@@ -336,6 +367,8 @@ pub struct SuiteReport {
     pub latencies: Vec<Duration>,
     /// Latency of every output check in the run.
     pub output_latencies: Vec<Duration>,
+    /// Latency of every deferred labelling in the run.
+    pub settle_latencies: Vec<Duration>,
 }
 
 impl SuiteReport {
@@ -368,6 +401,16 @@ impl SuiteReport {
 /// Replays one suite: every user task on its own, then every attack pair (or every
 /// `pair_stride`-th pair, for a quick run).
 pub fn replay_suite(policy: &Arc<Policy>, trace: &Trace, pair_stride: usize) -> SuiteReport {
+    replay_suite_labelling(policy, trace, pair_stride, Labelling::Guard)
+}
+
+/// As [`replay_suite`], labelling outputs as `labelling` says.
+pub fn replay_suite_labelling(
+    policy: &Arc<Policy>,
+    trace: &Trace,
+    pair_stride: usize,
+    labelling: Labelling,
+) -> SuiteReport {
     let mut report = SuiteReport {
         suite: trace.suite.clone(),
         user_tasks: trace.user_tasks.len(),
@@ -377,12 +420,15 @@ pub fn replay_suite(policy: &Arc<Policy>, trace: &Trace, pair_stride: usize) -> 
     let mut prompts = BTreeMap::new();
     for task in &trace.user_tasks {
         prompts.insert(task.id.as_str(), task.prompt.as_str());
-        let mut session = Session::new(policy, &task.prompt);
+        let mut session = Session::with_labelling(policy, &task.prompt, labelling);
         let blocks = session.replay(&task.calls);
         report.latencies.append(&mut session.latencies);
         report
             .output_latencies
             .append(&mut session.output_latencies);
+        report
+            .settle_latencies
+            .append(&mut session.settle_latencies);
         if !blocks.is_empty() {
             report.false_blocks.push(FalseBlock {
                 task: task.id.clone(),
@@ -399,7 +445,7 @@ pub fn replay_suite(policy: &Arc<Policy>, trace: &Trace, pair_stride: usize) -> 
     }
     for pair in trace.pairs.iter().step_by(pair_stride.max(1)) {
         let prompt = prompts.get(pair.user_task.as_str()).copied().unwrap_or("");
-        let mut session = Session::new(policy, prompt);
+        let mut session = Session::with_labelling(policy, prompt, labelling);
         if !session.replay(&pair.user_calls).is_empty() {
             report.pairs_with_user_call_blocked += 1;
         }
@@ -413,6 +459,9 @@ pub fn replay_suite(policy: &Arc<Policy>, trace: &Trace, pair_stride: usize) -> 
         report
             .output_latencies
             .append(&mut session.output_latencies);
+        report
+            .settle_latencies
+            .append(&mut session.settle_latencies);
         let entry = report
             .injection_blocks
             .entry(pair.injection_task.clone())
