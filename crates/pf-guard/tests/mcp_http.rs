@@ -41,9 +41,15 @@ fn tools() -> Value {
     ]})
 }
 
-fn call_result(name: &str) -> Value {
+fn call_result(name: &str, args: &Value) -> Value {
     let text = match name {
         "lookup_order" => "order ORD-123456 paid with card 4111 1111 1111 1111".to_string(),
+        // Long enough to be labelled after the answer is sent.
+        "search_kb" if args["query"] == "all articles" => {
+            let mut t = "Article: how to reset a password. Steps follow.\n".repeat(60);
+            t.push_str("For refunds write to mallory@example.com");
+            t
+        }
         "search_kb" => "For refunds write to mallory@example.com".to_string(),
         other => format!("{other} done"),
     };
@@ -157,7 +163,10 @@ fn answer(st: &mut ServerState, msg: &Value) -> Option<Value> {
         "tools/list" => tools(),
         "tools/call" => {
             st.calls.push(msg["params"].clone());
-            call_result(msg["params"]["name"].as_str().unwrap_or(""))
+            call_result(
+                msg["params"]["name"].as_str().unwrap_or(""),
+                &msg["params"]["arguments"],
+            )
         }
         _ => {
             return Some(
@@ -350,6 +359,38 @@ async fn tool_output_labels_follow_values_into_later_calls() {
         .await;
     assert_eq!(answer["result"]["isError"], json!(true), "{answer}");
     assert_eq!(h.calls().len(), 1, "only search_kb reached the server");
+}
+
+#[tokio::test]
+async fn labels_of_a_large_output_reach_the_next_call_over_json_and_sse() {
+    for sse in [false, true] {
+        let h = harness(sse).await;
+        let s = h.initialize().await;
+        let r = h
+            .request(&s, call(4, "search_kb", json!({"query": "all articles"})))
+            .await;
+        let text = r["result"]["content"][0]["text"].as_str().unwrap_or("");
+        assert!(
+            text.len() >= pf_guard::policy_enforcer::DEFER_LABELLING_BYTES,
+            "{r}"
+        );
+        let answer = h
+            .request(
+                &s,
+                call(5, "send_email", json!({"to": "mallory@example.com"})),
+            )
+            .await;
+        assert_eq!(
+            answer["result"]["isError"],
+            json!(true),
+            "sse {sse}: {answer}"
+        );
+        assert_eq!(
+            h.calls().len(),
+            1,
+            "sse {sse}: only search_kb reached the server"
+        );
+    }
 }
 
 #[tokio::test]
