@@ -346,9 +346,12 @@ impl Enforcer for PolicyEnforcer {
     }
 
     fn settle(&mut self) {
-        // In arrival order, as if each had been labelled when it was checked.
-        for (tool, output) in std::mem::take(&mut self.unlabelled) {
-            pf_policy::record_output(&self.policy, &mut self.state, &tool, &output);
+        // In arrival order, as if each had been labelled when it was checked. An output leaves
+        // the list only once labelled: were labelling to panic, the output would stay waiting
+        // and every later step would try it again rather than decide without its labels.
+        while let Some((tool, output)) = self.unlabelled.first() {
+            pf_policy::record_output(&self.policy, &mut self.state, tool, output);
+            self.unlabelled.remove(0);
         }
     }
 }
