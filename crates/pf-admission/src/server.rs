@@ -1,7 +1,10 @@
-//! The HTTPS server: rustls + hyper (HTTP/1.1, keep-alive), routes `POST /validate`,
-//! `POST /mutate`, `GET /healthz`. Bodies are size-limited, every request and TLS handshake is
-//! under a timeout, decisions run off the async threads, and every error is a response (a deny or
-//! a 4xx/5xx, which the API server treats as a failure and, with `failurePolicy: Fail`, a deny).
+//! The HTTPS server: rustls + hyper, HTTP/2 or HTTP/1.1 (keep-alive) as the client picks in
+//! ALPN, routes `POST /validate`, `POST /mutate`, `GET /healthz`. Bodies are size-limited, every
+//! request and TLS handshake is under a timeout, requests in flight are capped across all
+//! connections, decisions run off the async threads, and every error is a response (a deny or a
+//! 4xx/5xx, which the API server treats as a failure and, with `failurePolicy: Fail`, a deny).
+
+mod connection;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,11 +14,13 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
+
+pub use connection::MAX_HEADER_LIST_BYTES;
 
 use crate::review::{MAX_REVIEW_BYTES, decode_review, encode_response};
 use crate::webhook::Admission;
@@ -26,10 +31,14 @@ pub struct ServeOptions {
     /// Largest request body (bytes).
     pub max_body: usize,
     /// Time allowed for the TLS handshake, for reading a request's headers, and for reading its
-    /// body and deciding.
+    /// body and deciding; also how long a connection may stay open with no request in flight.
     pub request_timeout: Duration,
-    /// Most connections served at once; more wait in the accept queue.
+    /// Most connections served at once; more wait in the accept queue. Also the most requests
+    /// in flight across all connections (what HTTP/1.1 connections alone could carry).
     pub max_connections: usize,
+    /// Most requests in flight on one HTTP/2 connection (`SETTINGS_MAX_CONCURRENT_STREAMS`,
+    /// RFC 9113 §6.5.2); an HTTP/1.1 connection carries one at a time.
+    pub max_streams_per_connection: u32,
 }
 
 impl Default for ServeOptions {
@@ -38,6 +47,7 @@ impl Default for ServeOptions {
             max_body: MAX_REVIEW_BYTES,
             request_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            max_streams_per_connection: 100,
         }
     }
 }
@@ -54,7 +64,7 @@ pub enum ServerError {
 }
 
 /// A rustls server configuration from PEM certificate chain and private key (ring provider,
-/// TLS 1.2/1.3, ALPN http/1.1).
+/// TLS 1.2/1.3, ALPN `h2` then `http/1.1`).
 pub fn tls_config(
     cert_pem: &[u8],
     key_pem: &[u8],
@@ -77,7 +87,10 @@ pub fn tls_config(
     .with_no_client_auth()
     .with_single_cert(certs, key)
     .map_err(|e| ServerError::Tls(e.to_string()))?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.alpn_protocols = vec![
+        connection::ALPN_H2.to_vec(),
+        connection::ALPN_HTTP11.to_vec(),
+    ];
     Ok(Arc::new(cfg))
 }
 
@@ -193,7 +206,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let acceptor = TlsAcceptor::from(tls);
-    let slots = Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
+    let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    // HTTP/2 multiplexes requests, so connections alone no longer bound them.
+    let requests = Arc::new(Semaphore::new(opts.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -217,6 +232,7 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let admission = Arc::clone(&admission);
+        let requests = Arc::clone(&requests);
         tokio::spawn(async move {
             let _permit = permit;
             let Ok(Ok(tls)) =
@@ -224,22 +240,31 @@ pub async fn serve(
             else {
                 return;
             };
-            let svc = hyper::service::service_fn(move |req| {
-                let admission = Arc::clone(&admission);
-                async move {
-                    let r =
-                        tokio::time::timeout(opts.request_timeout, handle(admission, opts, req))
-                            .await;
-                    Ok::<_, Infallible>(r.unwrap_or_else(|_| {
-                        text(StatusCode::REQUEST_TIMEOUT, "request timed out; denied")
-                    }))
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(opts.request_timeout)
-                .serve_connection(TokioIo::new(tls), svc)
-                .await;
+            connection::serve(tls, opts, |activity| {
+                hyper::service::service_fn(move |req| {
+                    let in_flight = activity.begin();
+                    let admission = Arc::clone(&admission);
+                    let requests = Arc::clone(&requests);
+                    async move {
+                        let _in_flight = in_flight;
+                        let answer = async {
+                            // `requests` is never closed; a closed one would deny, not panic.
+                            let Ok(_slot) = requests.acquire().await else {
+                                return text(
+                                    StatusCode::SERVICE_UNAVAILABLE,
+                                    "server shutting down; denied",
+                                );
+                            };
+                            handle(admission, opts, req).await
+                        };
+                        let r = tokio::time::timeout(opts.request_timeout, answer).await;
+                        Ok::<_, Infallible>(r.unwrap_or_else(|_| {
+                            text(StatusCode::REQUEST_TIMEOUT, "request timed out; denied")
+                        }))
+                    }
+                })
+            })
+            .await;
         });
     }
 }

@@ -1,5 +1,8 @@
 //! The guard's own HTTP endpoints (`/metrics` in the Prometheus text format, `/healthz`) and
-//! the serving loop of the HTTP proxies.
+//! the serving loop of the HTTP proxies. Every listener speaks HTTP/1.1 and HTTP/2 with prior
+//! knowledge (h2c, RFC 9113 §3.3) on the same port: a connection that opens with the HTTP/2
+//! preface is served as HTTP/2 (hyper's default limits: 200 concurrent streams, 16 KiB of
+//! headers, its reset-flood guards), any other as HTTP/1.1.
 
 use std::sync::Arc;
 
@@ -46,8 +49,19 @@ pub async fn serve_until_signal(
     listener: tokio::net::TcpListener,
     router: Router,
 ) -> std::io::Result<()> {
+    serve_until(listener, router, shutdown_signal()).await
+}
+
+/// As [`serve_until_signal`], until `shutdown` resolves: then no new connection is accepted,
+/// HTTP/1.1 connections close after their current request and HTTP/2 ones get a GOAWAY and
+/// finish their open streams.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(nodelay(listener), router)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
 }
 
@@ -83,5 +97,22 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::serve::Listener;
+
+    #[tokio::test]
+    async fn accepted_connections_have_nodelay() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut listener = super::nodelay(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (accepted, _) = listener.accept().await;
+        assert!(accepted.nodelay().expect("socket option"));
     }
 }

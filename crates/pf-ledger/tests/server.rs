@@ -193,3 +193,53 @@ fn add_validates_requests_and_serves_verifiable_tiles() {
         1
     );
 }
+
+/// Sends one request over HTTP/2 with prior knowledge (h2c); returns the version, status and
+/// body of the answer.
+async fn h2c(method: &str, url: &str, body: Vec<u8>) -> (hyper::Version, u16, String) {
+    use http_body_util::{BodyExt, Full};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<bytes::Bytes>>();
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(body)))
+        .expect("request");
+    let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
+        .await
+        .expect("answer in time")
+        .expect("h2c exchange");
+    let (version, status) = (resp.version(), resp.status().as_u16());
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (version, status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[test]
+fn h2c_clients_get_what_http1_clients_get() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (rt, url, _key) = start(dir.path());
+    let (code, _) = post(&format!("{url}/add"), "application/json", b"{\"n\":0}");
+    assert_eq!(code, 200);
+    rt.block_on(async {
+        let (version, code, body) = h2c("POST", &format!("{url}/add"), b"{\"n\":1}".to_vec()).await;
+        assert_eq!((version, code), (hyper::Version::HTTP_2, 200), "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(v["index"], 1);
+        let (version, code, body) = h2c("POST", &format!("{url}/add"), vec![b' '; 200_000]).await;
+        assert_eq!((version, code), (hyper::Version::HTTP_2, 413), "{body}");
+        let (version, code, body) = h2c("POST", &format!("{url}/add"), b"[1]".to_vec()).await;
+        assert_eq!((version, code), (hyper::Version::HTTP_2, 400), "{body}");
+    });
+    let over_h1 = ureq::get(&format!("{url}/checkpoint"))
+        .call()
+        .expect("checkpoint")
+        .into_string()
+        .expect("body");
+    let (version, code, over_h2) =
+        rt.block_on(h2c("GET", &format!("{url}/checkpoint"), Vec::new()));
+    assert_eq!((version, code), (hyper::Version::HTTP_2, 200));
+    assert_eq!(over_h2, over_h1);
+    assert!(over_h2.starts_with("srv.test/log\n2\n"), "{over_h2}");
+}

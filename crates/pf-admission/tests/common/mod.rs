@@ -190,41 +190,128 @@ pub async fn start_server(admission: Arc<Admission>, opts: ServeOptions) -> Test
     }
 }
 
-/// A keep-alive HTTPS connection to the test server.
+/// A keep-alive HTTPS connection to the test server, in the HTTP version its handshake picked.
 pub struct Conn {
-    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    sender: Sender,
+    /// The HTTP version of the last response.
+    pub version: Option<http::Version>,
 }
 
-pub async fn connect(server: &TestServer) -> Conn {
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+/// A TLS connection to the test server offering `alpn` (nothing when empty).
+pub async fn tls_connect(
+    server: &TestServer,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(server.ca_pem.as_bytes()) {
         roots.add(c.expect("ca")).expect("add");
     }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = tokio::net::TcpStream::connect(server.addr)
         .await
         .expect("connect");
     tcp.set_nodelay(true).expect("nodelay");
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
         .connect(ServerName::try_from("localhost").expect("name"), tcp)
         .await
-        .expect("tls handshake");
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .expect("h1");
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Conn { sender }
+        .expect("tls handshake")
+}
+
+/// An HTTP/1.1 connection offering no ALPN (the server then speaks HTTP/1.1).
+pub async fn connect(server: &TestServer) -> Conn {
+    connect_alpn(server, &[]).await
+}
+
+/// An HTTP/2 connection: ALPN `h2` only.
+pub async fn connect_h2(server: &TestServer) -> Conn {
+    connect_alpn(server, &[b"h2"]).await
+}
+
+/// A connection offering `alpn`, spoken in the protocol the server picked (HTTP/1.1 unless `h2`).
+pub async fn connect_alpn(server: &TestServer, alpn: &[&[u8]]) -> Conn {
+    let (sender, _) = connect_alpn_watched(server, alpn).await;
+    sender
+}
+
+/// As [`connect_alpn`], with the client connection's task (it ends when the connection closes).
+pub async fn connect_alpn_watched(
+    server: &TestServer,
+    alpn: &[&[u8]],
+) -> (Conn, tokio::task::JoinHandle<()>) {
+    let tls = tls_connect(server, alpn).await;
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+    let io = TokioIo::new(tls);
+    let (sender, task) = if h2 {
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .expect("h2");
+        let task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        (Sender::H2(sender), task)
+    } else {
+        let (sender, conn) = hyper::client::conn::http1::handshake(io).await.expect("h1");
+        let task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        (Sender::H1(sender), task)
+    };
+    (
+        Conn {
+            sender,
+            version: None,
+        },
+        task,
+    )
 }
 
 impl Conn {
+    /// A request for `path` as this connection's protocol writes it: `:authority` on HTTP/2,
+    /// `Host` on HTTP/1.1.
+    fn builder(&self, method: &str, path: &str) -> http::request::Builder {
+        match self.sender {
+            Sender::H1(_) => http::Request::builder()
+                .method(method)
+                .uri(path)
+                .header("host", "localhost"),
+            Sender::H2(_) => http::Request::builder()
+                .method(method)
+                .uri(format!("https://localhost{path}"))
+                .version(http::Version::HTTP_2),
+        }
+    }
+
+    async fn send(
+        &mut self,
+        req: http::Request<Full<Bytes>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, hyper::Error> {
+        let resp = match &mut self.sender {
+            Sender::H1(s) => {
+                s.ready().await?;
+                s.send_request(req).await?
+            }
+            Sender::H2(s) => {
+                s.ready().await?;
+                s.send_request(req).await?
+            }
+        };
+        self.version = Some(resp.version());
+        Ok(resp)
+    }
+
     pub async fn request(
         &mut self,
         method: &str,
@@ -232,16 +319,12 @@ impl Conn {
         body: Vec<u8>,
         content_type: Option<&str>,
     ) -> (u16, Vec<u8>) {
-        let mut b = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "localhost");
+        let mut b = self.builder(method, path);
         if let Some(ct) = content_type {
             b = b.header("content-type", ct);
         }
         let req = b.body(Full::new(Bytes::from(body))).expect("request");
-        self.sender.ready().await.expect("ready");
-        let resp = self.sender.send_request(req).await.expect("send");
+        let resp = self.send(req).await.expect("send");
         let status = resp.status().as_u16();
         let body = resp
             .into_body()
@@ -253,17 +336,15 @@ impl Conn {
         (status, body)
     }
 
-    /// Like [`Conn::request`], but a connection error is returned instead of panicking.
+    /// Like [`Conn::request`] for a JSON POST, but a connection error is returned instead of
+    /// panicking.
     pub async fn try_request(&mut self, path: &str, body: Vec<u8>) -> Result<u16, hyper::Error> {
-        let req = http::Request::builder()
-            .method("POST")
-            .uri(path)
-            .header("host", "localhost")
+        let req = self
+            .builder("POST", path)
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
             .expect("request");
-        self.sender.ready().await?;
-        Ok(self.sender.send_request(req).await?.status().as_u16())
+        Ok(self.send(req).await?.status().as_u16())
     }
 
     pub async fn post(&mut self, path: &str, body: &str) -> (u16, Vec<u8>) {

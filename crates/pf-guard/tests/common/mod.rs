@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::{HeaderMap, Method, Request, StatusCode, Version};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -111,6 +111,7 @@ pub async fn dead_addr() -> SocketAddr {
 
 /// A response as the tests look at it.
 pub struct Reply {
+    pub version: Version,
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -136,8 +137,27 @@ pub fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build(HttpConnector::new())
 }
 
+/// A plain HTTP/2 client with prior knowledge (h2c, RFC 9113 §3.3): every connection starts
+/// with the HTTP/2 preface.
+pub fn h2c_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(HttpConnector::new())
+}
+
 /// Sends one request and reads the whole answer.
 pub async fn send(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
+    send_with(&client(), method, url, headers, body).await
+}
+
+/// As [`send`], through `client`.
+pub async fn send_with(
+    client: &Client<HttpConnector, Full<Bytes>>,
     method: Method,
     url: &str,
     headers: &[(&str, &str)],
@@ -148,7 +168,7 @@ pub async fn send(
         req = req.header(*k, *v);
     }
     let req = req.body(Full::new(body.into())).expect("request");
-    let resp = tokio::time::timeout(std::time::Duration::from_secs(20), client().request(req))
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(20), client.request(req))
         .await
         .expect("answer in time")
         .expect("HTTP exchange");
@@ -159,6 +179,7 @@ pub async fn send(
         .expect("body")
         .to_bytes();
     Reply {
+        version: parts.version,
         status: parts.status,
         headers: parts.headers,
         body,
