@@ -12,8 +12,14 @@
 //! change. The guard never falls back to presenting no certificate or trusting nothing new: the
 //! material in memory is what was last valid, and a server still decides whether it accepts it
 //! (an expired certificate it refuses fails closed there).
+//!
+//! Every successful re-read bumps a generation counter shared by the files of one client
+//! configuration ([`TlsWatch`]); a connection pool compares it with the generation it was made
+//! at and replaces itself, so connections made with the old material take no new requests
+//! (see `crate::pool`).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -48,6 +54,8 @@ struct Watched<T> {
     paths: Vec<PathBuf>,
     load: Box<dyn Fn() -> Result<T, TlsError> + Send + Sync>,
     failures: Option<Family<ReasonLabels, Counter>>,
+    /// Bumped at every successful re-read (shared by the files of one client configuration).
+    generation: Arc<AtomicU64>,
     state: Mutex<State<T>>,
 }
 
@@ -65,6 +73,7 @@ impl<T> Watched<T> {
         paths: Vec<PathBuf>,
         load: impl Fn() -> Result<T, TlsError> + Send + Sync + 'static,
         failures: Option<Family<ReasonLabels, Counter>>,
+        generation: Arc<AtomicU64>,
     ) -> Result<Self, TlsError> {
         // Stamped before reading: a change during the read is seen at the next check.
         let stamps = paths.iter().map(stamp).collect();
@@ -74,6 +83,7 @@ impl<T> Watched<T> {
             paths,
             load: Box::new(load),
             failures,
+            generation,
             state: Mutex::new(State {
                 stamps,
                 value,
@@ -99,6 +109,9 @@ impl<T> Watched<T> {
             Ok(value) => {
                 tracing::info!(what = self.what, files = ?self.paths, "TLS files changed; reloaded");
                 state.value = Arc::new(value);
+                // Release: a pool that sees the new generation builds connections whose
+                // handshakes read the new value (under the same lock).
+                self.generation.fetch_add(1, Ordering::Release);
             }
             Err(e) => {
                 tracing::error!(
@@ -129,6 +142,7 @@ impl ReloadingIdentity {
         key: PathBuf,
         provider: Arc<CryptoProvider>,
         failures: Option<Family<ReasonLabels, Counter>>,
+        generation: Arc<AtomicU64>,
     ) -> Result<Self, TlsError> {
         let paths = vec![cert.clone(), key.clone()];
         let load = move || {
@@ -146,7 +160,60 @@ impl ReloadingIdentity {
             paths,
             load,
             failures,
+            generation,
         )?))
+    }
+}
+
+/// The watched TLS files behind one client configuration, for a connection pool that must not
+/// keep using connections made with material that has since been replaced.
+#[derive(Clone, Default)]
+pub(crate) struct TlsWatch {
+    identity: Option<Arc<ReloadingIdentity>>,
+    verifier: Option<Arc<ReloadingVerifier>>,
+    generation: Arc<AtomicU64>,
+}
+
+impl TlsWatch {
+    /// A watch over `identity` and `verifier`, which must bump `generation` when they re-read
+    /// their files.
+    pub(crate) fn new(
+        identity: Option<Arc<ReloadingIdentity>>,
+        verifier: Option<Arc<ReloadingVerifier>>,
+        generation: Arc<AtomicU64>,
+    ) -> Self {
+        TlsWatch {
+            identity,
+            verifier,
+            generation,
+        }
+    }
+
+    /// How many times the material has been replaced since start (one atomic load).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Looks at the files (each at most once per [`CHECK_INTERVAL`], as a handshake would),
+    /// re-reading changed ones; the generation after.
+    pub(crate) fn refresh(&self) -> u64 {
+        if let Some(identity) = &self.identity {
+            identity.0.current();
+        }
+        if let Some(verifier) = &self.verifier {
+            verifier.roots.current();
+        }
+        self.generation()
+    }
+}
+
+impl std::fmt::Debug for TlsWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsWatch")
+            .field("identity", &self.identity)
+            .field("verifier", &self.verifier)
+            .field("generation", &self.generation())
+            .finish()
     }
 }
 
@@ -184,6 +251,7 @@ impl ReloadingVerifier {
         ca_file: PathBuf,
         provider: Arc<CryptoProvider>,
         failures: Option<Family<ReasonLabels, Counter>>,
+        generation: Arc<AtomicU64>,
     ) -> Result<Self, TlsError> {
         let verifier_provider = provider.clone();
         let path = ca_file.clone();
@@ -194,7 +262,7 @@ impl ReloadingVerifier {
                 .map_err(|_| TlsError::NoUsableCa { path: path.clone() })
         };
         Ok(ReloadingVerifier {
-            roots: Watched::new("ca", vec![ca_file], load, failures)?,
+            roots: Watched::new("ca", vec![ca_file], load, failures, generation)?,
             provider,
         })
     }
@@ -289,13 +357,21 @@ mod tests {
         let (cert, key, first) = pair(dir.path(), "first");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let failures = Family::<ReasonLabels, Counter>::default();
-        let identity = ReloadingIdentity::new(cert, key.clone(), provider, Some(failures.clone()))
-            .expect("a good pair");
+        let generation = Arc::new(AtomicU64::new(0));
+        let identity = ReloadingIdentity::new(
+            cert,
+            key.clone(),
+            provider,
+            Some(failures.clone()),
+            generation.clone(),
+        )
+        .expect("a good pair");
         assert_eq!(leaf(&identity), first);
         let (_, _, second) = pair(dir.path(), "second");
         assert_eq!(leaf(&identity), first, "within the interval: not re-read");
         std::thread::sleep(CHECK_INTERVAL + Duration::from_millis(100));
         assert_eq!(leaf(&identity), second, "after it: the rotated pair");
+        assert_eq!(generation.load(Ordering::Acquire), 1);
         // A key file without a key keeps the pair in use and is counted once.
         std::fs::write(&key, "not a key\n").expect("write");
         std::thread::sleep(CHECK_INTERVAL + Duration::from_millis(100));
@@ -306,5 +382,10 @@ mod tests {
             reason: "client_identity".into(),
         };
         assert_eq!(failures.get_or_create(&reason).get(), 1);
+        assert_eq!(
+            generation.load(Ordering::Acquire),
+            1,
+            "a failed re-read is no new generation"
+        );
     }
 }
