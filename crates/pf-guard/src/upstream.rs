@@ -333,8 +333,7 @@ mod tests {
             ..UpstreamTls::default()
         };
         let e = Upstream::with_tls("https://127.0.0.1:9/", Duration::from_secs(1), &missing)
-            .err()
-            .expect("a missing CA file is an error");
+            .expect_err("a missing CA file is an error");
         assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
         let up = Upstream::new("http://127.0.0.1:9/base/", Duration::from_secs(1)).expect("url");
         assert_eq!(

@@ -504,8 +504,7 @@ fn h2c_is_refused_for_an_https_upstream() {
             ..UpstreamOptions::default()
         },
     )
-    .err()
-    .expect("h2c over TLS is refused");
+    .expect_err("h2c over TLS is refused");
     assert!(matches!(e, UpstreamError::H2cOverTls { .. }), "{e:?}");
     assert!(e.to_string().contains("https://127.0.0.1:9/mcp"), "{e}");
 }
