@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::anomaly::{Anomaly, AnomalyMode, Detector};
 use crate::metrics::{GuardMetrics, ReasonLabels};
 use crate::tls::{ClientTls, TlsError};
-use crate::tls_reload::TlsWatch;
+use crate::tls_reload::{CHECK_INTERVAL, TlsWatch};
 
 /// Events the webhook queue holds before new ones are dropped (and counted).
 pub const WEBHOOK_QUEUE: usize = 256;
@@ -173,7 +173,7 @@ impl WebhookClient {
     /// The agent for the next event: a new one (whose first request connects anew) when the
     /// TLS files changed (looked at most once a second) or the current one is too old.
     fn agent(&mut self) -> &ureq::Agent {
-        let tls = self.watch.refresh();
+        let tls = self.watch.refresh(CHECK_INTERVAL);
         if tls > self.tls || self.born.elapsed() >= WEBHOOK_MAX_CONN_AGE {
             // Dropping the old agent closes the connection it kept.
             self.agent = Self::build(&self.connector);

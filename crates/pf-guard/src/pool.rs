@@ -11,9 +11,8 @@
 //!
 //! The request path pays one clock read and two atomic loads: the files are looked at (and the
 //! pool's age compared) at most once per [`CHECK_INTERVAL`], by whichever request comes first
-//! after it, and a re-read that a handshake did in between is seen at the next request through
-//! the watch's generation counter. No thread or timer per pool: an unused pool holds no request
-//! that could use stale material.
+//! after it, which replaces the pool in the same step if they changed. No thread or task
+//! watches the files: a pool that takes no requests sends nothing with stale material.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
@@ -104,7 +103,7 @@ impl RenewingPool {
     pub(crate) fn request(&self, req: Request<Full<Bytes>>) -> ResponseFuture {
         let checking = self.claim_check();
         let tls = if checking {
-            self.watch.refresh()
+            self.watch.refresh(Duration::ZERO)
         } else {
             self.watch.generation()
         };

@@ -5,8 +5,8 @@
 //! Everything is read and checked when the client is built, so a missing, unreadable or
 //! mismatched file stops the guard at start rather than failing requests later. The CA file and
 //! the client certificate and key are then watched and re-read when they change
-//! ([`crate::tls_reload`]), so rotated certificates apply without a restart: to new connections
-//! at once, and to the pools that hold older ones, which replace themselves ([`crate::pool`]).
+//! ([`crate::tls_reload`]), so rotated certificates apply without a restart: the upstream pool
+//! and the webhook drop the connections made with the old files ([`crate::pool`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -111,15 +111,17 @@ pub struct ClientTls {
 }
 
 impl ClientTls {
-    /// The rustls client configuration (ring crypto, TLS 1.2 and 1.3): roots from the CA file
-    /// or the platform, and the client certificate if one is configured. The CA file and the
-    /// client certificate and key are read now and again whenever they change.
-    pub fn client_config(&self) -> Result<rustls::ClientConfig, TlsError> {
+    /// The configuration alone, for the tests of how the files are read.
+    #[cfg(test)]
+    fn client_config(&self) -> Result<rustls::ClientConfig, TlsError> {
         Ok(self.watched_config()?.0)
     }
 
-    /// As [`ClientTls::client_config`], with the watch over its files that tells a connection
-    /// pool when connections made earlier hold replaced material.
+    /// The rustls client configuration (ring crypto, TLS 1.2 and 1.3): roots from the CA file
+    /// or the platform, and the client certificate if one is configured; and the watch over
+    /// the CA file and the client certificate and key, read now and again whenever the owner of
+    /// the configuration refreshes the watch and they have changed (the watch's generation
+    /// then says that connections made earlier hold replaced material).
     pub(crate) fn watched_config(&self) -> Result<(rustls::ClientConfig, TlsWatch), TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let generation = Arc::new(AtomicU64::new(0));

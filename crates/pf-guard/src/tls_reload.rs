@@ -3,20 +3,21 @@
 //! certificate and key ([`ReloadingIdentity`], a rustls `ResolvesClientCert`) and the CA file
 //! ([`ReloadingVerifier`], a `ServerCertVerifier` around rustls's `WebPkiServerVerifier`).
 //!
-//! The files are looked at when a handshake needs them (a new connection), at most once per
-//! [`CHECK_INTERVAL`]: their modification time and length are compared with those of the last
-//! read. A changed set is read and checked exactly as at start. If the new files are unusable (a
-//! half-written pair, a key that is not the certificate's, a CA file without a certificate), the
-//! last good material stays in use, the error is logged and counted in
-//! `pf_guard_tls_reload_failures_total{reason}`, and the files are read again when they next
-//! change. The guard never falls back to presenting no certificate or trusting nothing new: the
-//! material in memory is what was last valid, and a server still decides whether it accepts it
-//! (an expired certificate it refuses fails closed there).
+//! The files are looked at when the client that owns them is about to send (the upstream pool
+//! before a request, the alert webhook before an event), through the configuration's
+//! [`TlsWatch`], at most once per [`CHECK_INTERVAL`]: their modification time and length are
+//! compared with those of the last read. A changed set is read and checked exactly as at start.
+//! If the new files are unusable (a half-written pair, a key that is not the certificate's, a CA
+//! file without a certificate), the last good material stays in use, the error is logged and
+//! counted in `pf_guard_tls_reload_failures_total{reason}`, and the files are read again when
+//! they next change. The guard never falls back to presenting no certificate or trusting nothing
+//! new: the material in memory is what was last valid, and a server still decides whether it
+//! accepts it (an expired certificate it refuses fails closed there).
 //!
-//! Every successful re-read bumps a generation counter shared by the files of one client
-//! configuration ([`TlsWatch`]); a connection pool compares it with the generation it was made
-//! at and replaces itself, so connections made with the old material take no new requests
-//! (see `crate::pool`).
+//! Every successful re-read bumps the watch's generation counter; the owner compares it with the
+//! generation its connections were made at and drops them (`crate::pool`), so connections made
+//! with replaced material take no new requests. Handshakes only read the material in memory:
+//! re-reads happen where the owner can retire its connections in the same step.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,24 +93,33 @@ impl<T> Watched<T> {
         })
     }
 
-    /// The value, read again first if the files changed since the last look (and that look is
-    /// at least [`CHECK_INTERVAL`] old).
-    fn current(&self) -> Arc<T> {
+    /// The value in use.
+    fn value(&self) -> Arc<T> {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .value
+            .clone()
+    }
+
+    /// Reads the files again if they changed since the last look and that look is at least
+    /// `min_interval` old.
+    fn refresh(&self, min_interval: Duration) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.checked.elapsed() < CHECK_INTERVAL {
-            return state.value.clone();
+        if state.checked.elapsed() < min_interval {
+            return;
         }
         state.checked = Instant::now();
         let stamps: Vec<Stamp> = self.paths.iter().map(stamp).collect();
         if stamps == state.stamps {
-            return state.value.clone();
+            return;
         }
         state.stamps = stamps;
         match (self.load)() {
             Ok(value) => {
                 tracing::info!(what = self.what, files = ?self.paths, "TLS files changed; reloaded");
                 state.value = Arc::new(value);
-                // Release: a pool that sees the new generation builds connections whose
+                // Release: an owner that sees the new generation makes connections whose
                 // handshakes read the new value (under the same lock).
                 self.generation.fetch_add(1, Ordering::Release);
             }
@@ -128,7 +138,6 @@ impl<T> Watched<T> {
                 }
             }
         }
-        state.value.clone()
     }
 }
 
@@ -194,14 +203,15 @@ impl TlsWatch {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Looks at the files (each at most once per [`CHECK_INTERVAL`], as a handshake would),
-    /// re-reading changed ones; the generation after.
-    pub(crate) fn refresh(&self) -> u64 {
+    /// Looks at the files, re-reading changed ones, unless they were looked at less than
+    /// `min_interval` ago; the generation after. An owner that limits how often it calls this
+    /// itself passes `Duration::ZERO`.
+    pub(crate) fn refresh(&self, min_interval: Duration) -> u64 {
         if let Some(identity) = &self.identity {
-            identity.0.current();
+            identity.0.refresh(min_interval);
         }
         if let Some(verifier) = &self.verifier {
-            verifier.roots.current();
+            verifier.roots.refresh(min_interval);
         }
         self.generation()
     }
@@ -223,7 +233,7 @@ impl ResolvesClientCert for ReloadingIdentity {
         _root_hint_subjects: &[&[u8]],
         _sigschemes: &[SignatureScheme],
     ) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.current())
+        Some(self.0.value())
     }
 
     fn has_certs(&self) -> bool {
@@ -277,7 +287,7 @@ impl ServerCertVerifier for ReloadingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.roots.current().verify_server_cert(
+        self.roots.value().verify_server_cert(
             end_entity,
             intermediates,
             server_name,
@@ -352,40 +362,51 @@ mod tests {
     }
 
     #[test]
-    fn files_are_looked_at_again_only_after_the_check_interval() {
+    fn files_are_looked_at_again_only_after_the_interval_and_handshakes_never_reread() {
         let dir = tempfile::tempdir().expect("temp dir");
         let (cert, key, first) = pair(dir.path(), "first");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let failures = Family::<ReasonLabels, Counter>::default();
         let generation = Arc::new(AtomicU64::new(0));
-        let identity = ReloadingIdentity::new(
-            cert,
-            key.clone(),
-            provider,
-            Some(failures.clone()),
-            generation.clone(),
-        )
-        .expect("a good pair");
+        let identity = Arc::new(
+            ReloadingIdentity::new(
+                cert,
+                key.clone(),
+                provider,
+                Some(failures.clone()),
+                generation.clone(),
+            )
+            .expect("a good pair"),
+        );
+        let watch = TlsWatch::new(Some(identity.clone()), None, generation);
         assert_eq!(leaf(&identity), first);
         let (_, _, second) = pair(dir.path(), "second");
-        assert_eq!(leaf(&identity), first, "within the interval: not re-read");
+        assert_eq!(
+            watch.refresh(CHECK_INTERVAL),
+            0,
+            "within the interval: not re-read"
+        );
+        assert_eq!(leaf(&identity), first);
         std::thread::sleep(CHECK_INTERVAL + Duration::from_millis(100));
-        assert_eq!(leaf(&identity), second, "after it: the rotated pair");
-        assert_eq!(generation.load(Ordering::Acquire), 1);
+        assert_eq!(
+            leaf(&identity),
+            first,
+            "a handshake does not look at the files"
+        );
+        assert_eq!(
+            watch.refresh(CHECK_INTERVAL),
+            1,
+            "after it: the rotated pair"
+        );
+        assert_eq!(leaf(&identity), second);
         // A key file without a key keeps the pair in use and is counted once.
         std::fs::write(&key, "not a key\n").expect("write");
-        std::thread::sleep(CHECK_INTERVAL + Duration::from_millis(100));
-        assert_eq!(leaf(&identity), second);
-        std::thread::sleep(CHECK_INTERVAL + Duration::from_millis(100));
+        assert_eq!(watch.refresh(Duration::ZERO), 1);
+        assert_eq!(watch.refresh(Duration::ZERO), 1);
         assert_eq!(leaf(&identity), second);
         let reason = ReasonLabels {
             reason: "client_identity".into(),
         };
         assert_eq!(failures.get_or_create(&reason).get(), 1);
-        assert_eq!(
-            generation.load(Ordering::Acquire),
-            1,
-            "a failed re-read is no new generation"
-        );
     }
 }

@@ -299,9 +299,12 @@ async fn a_rotated_client_certificate_retires_a_busy_http2_connection() {
     // connection 2 was open and working; it is closed.
     rotate_identity(&cert, &key, &rogue_ca.client("guard"));
     let reply = call_until(proxy, |r| r.status != StatusCode::OK).await;
+    // TLS 1.3: the refusal comes after the client's side of the handshake, as an alert or, when
+    // the request is written first, a broken pipe; the upstream counts the refused handshake.
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.text());
-    assert!(
-        reply.text().contains("received fatal alert"),
+    assert_eq!(
+        reply.json()["error"]["code"],
+        json!(-32603),
         "{}",
         reply.text()
     );
