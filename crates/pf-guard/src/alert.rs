@@ -7,16 +7,21 @@
 //! endpoint, a failed TLS handshake or a non-2xx answer is counted the same way (`unreachable`,
 //! `tls`, `status`), never fatal. The decision log, not the webhook, is the durable record of an
 //! alert.
+//!
+//! ureq keeps a connection open between events; it is dropped (with ureq's agent) before the
+//! next event once the webhook's TLS files have been re-read ([`crate::tls_reload`]) or it is
+//! older than [`WEBHOOK_MAX_CONN_AGE`], so no connection made with replaced material is reused.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::anomaly::{Anomaly, AnomalyMode, Detector};
 use crate::metrics::{GuardMetrics, ReasonLabels};
 use crate::tls::{ClientTls, TlsError};
+use crate::tls_reload::{CHECK_INTERVAL, TlsWatch};
 
 /// Events the webhook queue holds before new ones are dropped (and counted).
 pub const WEBHOOK_QUEUE: usize = 256;
@@ -24,6 +29,8 @@ pub const WEBHOOK_QUEUE: usize = 256;
 pub const WEBHOOK_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time allowed for one whole POST.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection to the webhook is reused before the next event opens a new one.
+pub const WEBHOOK_MAX_CONN_AGE: Duration = Duration::from_secs(300);
 
 /// Why a webhook could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -69,14 +76,13 @@ impl Webhook {
         if rest.is_empty() || rest.starts_with('/') {
             return Err(AlertError::Url(url.to_string()));
         }
-        let mut agent = ureq::AgentBuilder::new()
-            .timeout_connect(WEBHOOK_CONNECT_TIMEOUT)
-            .timeout(WEBHOOK_TIMEOUT)
-            .redirects(0);
-        if https {
-            agent = agent.tls_connector(Arc::new(RustlsConnector(Arc::new(tls.client_config()?))));
-        }
-        let agent = agent.build();
+        let (connector, watch) = if https {
+            let (config, watch) = tls.watched_config()?;
+            (Some(Arc::new(RustlsConnector(Arc::new(config)))), watch)
+        } else {
+            (None, TlsWatch::default())
+        };
+        let mut client = WebhookClient::new(connector, watch);
         let (tx, rx) = mpsc::sync_channel::<String>(WEBHOOK_QUEUE);
         let (done_tx, finished) = mpsc::channel();
         let url = url.to_string();
@@ -85,7 +91,8 @@ impl Webhook {
             .name("pf-guard-webhook".into())
             .spawn(move || {
                 for body in rx {
-                    let result = agent
+                    let result = client
+                        .agent()
                         .post(&url)
                         .set("content-type", "application/json")
                         .send_string(&body);
@@ -127,6 +134,56 @@ impl Webhook {
         if let Ok(finished) = self.finished.lock() {
             let _ = finished.recv_timeout(wait);
         }
+    }
+}
+
+/// The webhook's ureq agent (and the connection it keeps), replaced when the TLS files it was
+/// made with are re-read or it has been used for [`WEBHOOK_MAX_CONN_AGE`].
+struct WebhookClient {
+    connector: Option<Arc<RustlsConnector>>,
+    watch: TlsWatch,
+    agent: ureq::Agent,
+    /// The TLS material's generation when `agent` was made.
+    tls: u64,
+    born: Instant,
+}
+
+impl WebhookClient {
+    fn new(connector: Option<Arc<RustlsConnector>>, watch: TlsWatch) -> Self {
+        WebhookClient {
+            agent: Self::build(&connector),
+            tls: watch.generation(),
+            born: Instant::now(),
+            connector,
+            watch,
+        }
+    }
+
+    fn build(connector: &Option<Arc<RustlsConnector>>) -> ureq::Agent {
+        let mut agent = ureq::AgentBuilder::new()
+            .timeout_connect(WEBHOOK_CONNECT_TIMEOUT)
+            .timeout(WEBHOOK_TIMEOUT)
+            .redirects(0);
+        if let Some(connector) = connector {
+            agent = agent.tls_connector(connector.clone());
+        }
+        agent.build()
+    }
+
+    /// The agent for the next event: a new one (whose first request connects anew) when the
+    /// TLS files changed (looked at most once a second) or the current one is too old.
+    fn agent(&mut self) -> &ureq::Agent {
+        let tls = self.watch.refresh(CHECK_INTERVAL);
+        if tls > self.tls || self.born.elapsed() >= WEBHOOK_MAX_CONN_AGE {
+            // Dropping the old agent closes the connection it kept.
+            self.agent = Self::build(&self.connector);
+            self.tls = tls;
+            self.born = Instant::now();
+            tracing::info!(
+                "alert webhook: new connection for the next event (TLS files rotated or connection too old)"
+            );
+        }
+        &self.agent
     }
 }
 

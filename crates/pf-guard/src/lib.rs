@@ -26,6 +26,7 @@ mod openai_responses_http;
 pub mod openai_responses_stream;
 pub mod openai_stream;
 pub mod policy_enforcer;
+mod pool;
 pub mod settle;
 pub mod sse;
 pub mod stdio;

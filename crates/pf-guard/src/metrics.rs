@@ -51,6 +51,8 @@ pub struct GuardMetrics {
     /// Rotated TLS files that could not be used (the previous ones stay), by what they hold
     /// (`client_identity`, `ca`).
     pub tls_reload_failures: Family<ReasonLabels, Counter>,
+    /// Upstream connection pools replaced, by why (`tls_rotation`, `max_age`).
+    pub upstream_pool_renewals: Family<ReasonLabels, Counter>,
 }
 
 impl Default for GuardMetrics {
@@ -63,6 +65,7 @@ impl Default for GuardMetrics {
         let anomalies = Family::<AnomalyLabels, Counter>::default();
         let webhook_failures = Family::<ReasonLabels, Counter>::default();
         let tls_reload_failures = Family::<ReasonLabels, Counter>::default();
+        let upstream_pool_renewals = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "decisions",
             "Policy decisions by kind, effect and tool",
@@ -98,6 +101,11 @@ impl Default for GuardMetrics {
             "Rotated TLS files that could not be used (the previous ones stay in use)",
             tls_reload_failures.clone(),
         );
+        registry.register(
+            "upstream_pool_renewals",
+            "Upstream connection pools replaced (their connections finish what they carry, then close), by reason",
+            upstream_pool_renewals.clone(),
+        );
         GuardMetrics {
             registry,
             decisions,
@@ -107,6 +115,7 @@ impl Default for GuardMetrics {
             anomalies,
             webhook_failures,
             tls_reload_failures,
+            upstream_pool_renewals,
         }
     }
 }

@@ -5,10 +5,12 @@
 //! Everything is read and checked when the client is built, so a missing, unreadable or
 //! mismatched file stops the guard at start rather than failing requests later. The CA file and
 //! the client certificate and key are then watched and re-read when they change
-//! ([`crate::tls_reload`]), so rotated certificates apply to new connections without a restart.
+//! ([`crate::tls_reload`]), so rotated certificates apply without a restart: the upstream pool
+//! and the webhook drop the connections made with the old files ([`crate::pool`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -16,7 +18,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::metrics::ReasonLabels;
-use crate::tls_reload::{ReloadingIdentity, ReloadingVerifier};
+use crate::tls_reload::{ReloadingIdentity, ReloadingVerifier, TlsWatch};
 
 /// Why a TLS client could not be built from its settings.
 #[derive(Debug, thiserror::Error)]
@@ -109,41 +111,55 @@ pub struct ClientTls {
 }
 
 impl ClientTls {
+    /// The configuration alone, for the tests of how the files are read.
+    #[cfg(test)]
+    fn client_config(&self) -> Result<rustls::ClientConfig, TlsError> {
+        Ok(self.watched_config()?.0)
+    }
+
     /// The rustls client configuration (ring crypto, TLS 1.2 and 1.3): roots from the CA file
-    /// or the platform, and the client certificate if one is configured. The CA file and the
-    /// client certificate and key are read now and again whenever they change.
-    pub fn client_config(&self) -> Result<rustls::ClientConfig, TlsError> {
+    /// or the platform, and the client certificate if one is configured; and the watch over
+    /// the CA file and the client certificate and key, read now and again whenever the owner of
+    /// the configuration refreshes the watch and they have changed (the watch's generation
+    /// then says that connections made earlier hold replaced material).
+    pub(crate) fn watched_config(&self) -> Result<(rustls::ClientConfig, TlsWatch), TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let generation = Arc::new(AtomicU64::new(0));
         // Read the identity first: a bad key is reported even when the roots are fine.
-        let identity = self.identity(&provider)?;
+        let identity = self.identity(&provider, &generation)?.map(Arc::new);
         let builder = versions(provider.clone())?;
-        let builder = match &self.ca_file {
+        let (builder, verifier) = match &self.ca_file {
             Some(path) => {
-                let verifier =
-                    ReloadingVerifier::new(path.clone(), provider, self.reload_failures.clone())?;
-                builder
+                let verifier = Arc::new(ReloadingVerifier::new(
+                    path.clone(),
+                    provider,
+                    self.reload_failures.clone(),
+                    generation.clone(),
+                )?);
+                let builder = builder
                     .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(verifier))
+                    .with_custom_certificate_verifier(verifier.clone());
+                (builder, Some(verifier))
             }
-            None => builder.with_root_certificates(root_store(None)?),
+            None => (builder.with_root_certificates(root_store(None)?), None),
         };
-        let watched = identity.is_some() || self.ca_file.is_some();
-        let mut config = match identity {
+        let mut config = match &identity {
             None => builder.with_no_client_auth(),
-            Some(identity) => builder.with_client_cert_resolver(Arc::new(identity)),
+            Some(identity) => builder.with_client_cert_resolver(identity.clone()),
         };
-        if watched {
+        if identity.is_some() || verifier.is_some() {
             // A resumed session skips both certificate checks (RFC 8446 §2.2): a connection
             // made after a rotation must not ride on a ticket from before it.
             config.resumption = rustls::client::Resumption::disabled();
         }
-        Ok(config)
+        Ok((config, TlsWatch::new(identity, verifier, generation)))
     }
 
     /// The client certificate and key, when both are configured.
     fn identity(
         &self,
         provider: &Arc<rustls::crypto::CryptoProvider>,
+        generation: &Arc<AtomicU64>,
     ) -> Result<Option<ReloadingIdentity>, TlsError> {
         match (&self.client_cert, &self.client_key) {
             (None, None) => Ok(None),
@@ -158,6 +174,7 @@ impl ClientTls {
                 key.clone(),
                 provider.clone(),
                 self.reload_failures.clone(),
+                generation.clone(),
             )?)),
         }
     }

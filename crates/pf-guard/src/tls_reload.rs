@@ -3,17 +3,24 @@
 //! certificate and key ([`ReloadingIdentity`], a rustls `ResolvesClientCert`) and the CA file
 //! ([`ReloadingVerifier`], a `ServerCertVerifier` around rustls's `WebPkiServerVerifier`).
 //!
-//! The files are looked at when a handshake needs them (a new connection), at most once per
-//! [`CHECK_INTERVAL`]: their modification time and length are compared with those of the last
-//! read. A changed set is read and checked exactly as at start. If the new files are unusable (a
-//! half-written pair, a key that is not the certificate's, a CA file without a certificate), the
-//! last good material stays in use, the error is logged and counted in
-//! `pf_guard_tls_reload_failures_total{reason}`, and the files are read again when they next
-//! change. The guard never falls back to presenting no certificate or trusting nothing new: the
-//! material in memory is what was last valid, and a server still decides whether it accepts it
-//! (an expired certificate it refuses fails closed there).
+//! The files are looked at when the client that owns them is about to send (the upstream pool
+//! before a request, the alert webhook before an event), through the configuration's
+//! [`TlsWatch`], at most once per [`CHECK_INTERVAL`]: their modification time and length are
+//! compared with those of the last read. A changed set is read and checked exactly as at start.
+//! If the new files are unusable (a half-written pair, a key that is not the certificate's, a CA
+//! file without a certificate), the last good material stays in use, the error is logged and
+//! counted in `pf_guard_tls_reload_failures_total{reason}`, and the files are read again when
+//! they next change. The guard never falls back to presenting no certificate or trusting nothing
+//! new: the material in memory is what was last valid, and a server still decides whether it
+//! accepts it (an expired certificate it refuses fails closed there).
+//!
+//! Every successful re-read bumps the watch's generation counter; the owner compares it with the
+//! generation its connections were made at and drops them (`crate::pool`), so connections made
+//! with replaced material take no new requests. Handshakes only read the material in memory:
+//! re-reads happen where the owner can retire its connections in the same step.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -48,6 +55,8 @@ struct Watched<T> {
     paths: Vec<PathBuf>,
     load: Box<dyn Fn() -> Result<T, TlsError> + Send + Sync>,
     failures: Option<Family<ReasonLabels, Counter>>,
+    /// Bumped at every successful re-read (shared by the files of one client configuration).
+    generation: Arc<AtomicU64>,
     state: Mutex<State<T>>,
 }
 
@@ -65,6 +74,7 @@ impl<T> Watched<T> {
         paths: Vec<PathBuf>,
         load: impl Fn() -> Result<T, TlsError> + Send + Sync + 'static,
         failures: Option<Family<ReasonLabels, Counter>>,
+        generation: Arc<AtomicU64>,
     ) -> Result<Self, TlsError> {
         // Stamped before reading: a change during the read is seen at the next check.
         let stamps = paths.iter().map(stamp).collect();
@@ -74,6 +84,7 @@ impl<T> Watched<T> {
             paths,
             load: Box::new(load),
             failures,
+            generation,
             state: Mutex::new(State {
                 stamps,
                 value,
@@ -82,23 +93,35 @@ impl<T> Watched<T> {
         })
     }
 
-    /// The value, read again first if the files changed since the last look (and that look is
-    /// at least [`CHECK_INTERVAL`] old).
-    fn current(&self) -> Arc<T> {
+    /// The value in use.
+    fn value(&self) -> Arc<T> {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .value
+            .clone()
+    }
+
+    /// Reads the files again if they changed since the last look and that look is at least
+    /// `min_interval` old.
+    fn refresh(&self, min_interval: Duration) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.checked.elapsed() < CHECK_INTERVAL {
-            return state.value.clone();
+        if state.checked.elapsed() < min_interval {
+            return;
         }
         state.checked = Instant::now();
         let stamps: Vec<Stamp> = self.paths.iter().map(stamp).collect();
         if stamps == state.stamps {
-            return state.value.clone();
+            return;
         }
         state.stamps = stamps;
         match (self.load)() {
             Ok(value) => {
                 tracing::info!(what = self.what, files = ?self.paths, "TLS files changed; reloaded");
                 state.value = Arc::new(value);
+                // Release: an owner that sees the new generation makes connections whose
+                // handshakes read the new value (under the same lock).
+                self.generation.fetch_add(1, Ordering::Release);
             }
             Err(e) => {
                 tracing::error!(
@@ -115,7 +138,6 @@ impl<T> Watched<T> {
                 }
             }
         }
-        state.value.clone()
     }
 }
 
@@ -129,6 +151,7 @@ impl ReloadingIdentity {
         key: PathBuf,
         provider: Arc<CryptoProvider>,
         failures: Option<Family<ReasonLabels, Counter>>,
+        generation: Arc<AtomicU64>,
     ) -> Result<Self, TlsError> {
         let paths = vec![cert.clone(), key.clone()];
         let load = move || {
@@ -146,7 +169,61 @@ impl ReloadingIdentity {
             paths,
             load,
             failures,
+            generation,
         )?))
+    }
+}
+
+/// The watched TLS files behind one client configuration, for a connection pool that must not
+/// keep using connections made with material that has since been replaced.
+#[derive(Clone, Default)]
+pub(crate) struct TlsWatch {
+    identity: Option<Arc<ReloadingIdentity>>,
+    verifier: Option<Arc<ReloadingVerifier>>,
+    generation: Arc<AtomicU64>,
+}
+
+impl TlsWatch {
+    /// A watch over `identity` and `verifier`, which must bump `generation` when they re-read
+    /// their files.
+    pub(crate) fn new(
+        identity: Option<Arc<ReloadingIdentity>>,
+        verifier: Option<Arc<ReloadingVerifier>>,
+        generation: Arc<AtomicU64>,
+    ) -> Self {
+        TlsWatch {
+            identity,
+            verifier,
+            generation,
+        }
+    }
+
+    /// How many times the material has been replaced since start (one atomic load).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Looks at the files, re-reading changed ones, unless they were looked at less than
+    /// `min_interval` ago; the generation after. An owner that limits how often it calls this
+    /// itself passes `Duration::ZERO`.
+    pub(crate) fn refresh(&self, min_interval: Duration) -> u64 {
+        if let Some(identity) = &self.identity {
+            identity.0.refresh(min_interval);
+        }
+        if let Some(verifier) = &self.verifier {
+            verifier.roots.refresh(min_interval);
+        }
+        self.generation()
+    }
+}
+
+impl std::fmt::Debug for TlsWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsWatch")
+            .field("identity", &self.identity)
+            .field("verifier", &self.verifier)
+            .field("generation", &self.generation())
+            .finish()
     }
 }
 
@@ -156,7 +233,7 @@ impl ResolvesClientCert for ReloadingIdentity {
         _root_hint_subjects: &[&[u8]],
         _sigschemes: &[SignatureScheme],
     ) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.current())
+        Some(self.0.value())
     }
 
     fn has_certs(&self) -> bool {
@@ -184,6 +261,7 @@ impl ReloadingVerifier {
         ca_file: PathBuf,
         provider: Arc<CryptoProvider>,
         failures: Option<Family<ReasonLabels, Counter>>,
+        generation: Arc<AtomicU64>,
     ) -> Result<Self, TlsError> {
         let verifier_provider = provider.clone();
         let path = ca_file.clone();
@@ -194,7 +272,7 @@ impl ReloadingVerifier {
                 .map_err(|_| TlsError::NoUsableCa { path: path.clone() })
         };
         Ok(ReloadingVerifier {
-            roots: Watched::new("ca", vec![ca_file], load, failures)?,
+            roots: Watched::new("ca", vec![ca_file], load, failures, generation)?,
             provider,
         })
     }
@@ -209,7 +287,7 @@ impl ServerCertVerifier for ReloadingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.roots.current().verify_server_cert(
+        self.roots.value().verify_server_cert(
             end_entity,
             intermediates,
             server_name,
@@ -284,23 +362,47 @@ mod tests {
     }
 
     #[test]
-    fn files_are_looked_at_again_only_after_the_check_interval() {
+    fn files_are_looked_at_again_only_after_the_interval_and_handshakes_never_reread() {
         let dir = tempfile::tempdir().expect("temp dir");
         let (cert, key, first) = pair(dir.path(), "first");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let failures = Family::<ReasonLabels, Counter>::default();
-        let identity = ReloadingIdentity::new(cert, key.clone(), provider, Some(failures.clone()))
-            .expect("a good pair");
+        let generation = Arc::new(AtomicU64::new(0));
+        let identity = Arc::new(
+            ReloadingIdentity::new(
+                cert,
+                key.clone(),
+                provider,
+                Some(failures.clone()),
+                generation.clone(),
+            )
+            .expect("a good pair"),
+        );
+        let watch = TlsWatch::new(Some(identity.clone()), None, generation);
         assert_eq!(leaf(&identity), first);
         let (_, _, second) = pair(dir.path(), "second");
-        assert_eq!(leaf(&identity), first, "within the interval: not re-read");
+        assert_eq!(
+            watch.refresh(CHECK_INTERVAL),
+            0,
+            "within the interval: not re-read"
+        );
+        assert_eq!(leaf(&identity), first);
         std::thread::sleep(CHECK_INTERVAL + Duration::from_millis(100));
-        assert_eq!(leaf(&identity), second, "after it: the rotated pair");
+        assert_eq!(
+            leaf(&identity),
+            first,
+            "a handshake does not look at the files"
+        );
+        assert_eq!(
+            watch.refresh(CHECK_INTERVAL),
+            1,
+            "after it: the rotated pair"
+        );
+        assert_eq!(leaf(&identity), second);
         // A key file without a key keeps the pair in use and is counted once.
         std::fs::write(&key, "not a key\n").expect("write");
-        std::thread::sleep(CHECK_INTERVAL + Duration::from_millis(100));
-        assert_eq!(leaf(&identity), second);
-        std::thread::sleep(CHECK_INTERVAL + Duration::from_millis(100));
+        assert_eq!(watch.refresh(Duration::ZERO), 1);
+        assert_eq!(watch.refresh(Duration::ZERO), 1);
         assert_eq!(leaf(&identity), second);
         let reason = ReasonLabels {
             reason: "client_identity".into(),

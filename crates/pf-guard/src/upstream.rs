@@ -5,19 +5,27 @@
 //! An `https` upstream is offered HTTP/2 and HTTP/1.1 in ALPN (RFC 7301) and spoken to in the
 //! one it picks; a server without ALPN gets HTTP/1.1. A plain `http` upstream gets HTTP/1.1, or
 //! HTTP/2 with prior knowledge ("h2c", RFC 9113 §3.3) when [`UpstreamHttp::H2c`] says so.
+//!
+//! No connection takes new requests once the TLS files it was made with have been replaced on
+//! disk, or once its pool is older than [`UpstreamOptions::max_conn_age`] ([`crate::pool`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
+use crate::metrics::ReasonLabels;
+use crate::pool::RenewingPool;
 use crate::tls::{ClientTls, TlsError};
+use crate::tls_reload::TlsWatch;
 
 /// Why the upstream could not be used; every variant becomes an HTTP 502/504 for the client.
 #[derive(Debug, thiserror::Error)]
@@ -69,15 +77,43 @@ pub enum UpstreamHttp {
     H2c,
 }
 
+/// How long a connection pool serves new requests before it is replaced, unless told otherwise.
+pub const DEFAULT_MAX_CONN_AGE: Duration = Duration::from_secs(300);
+
+/// How the guard runs its connections to the upstream.
+#[derive(Debug, Clone)]
+pub struct UpstreamOptions {
+    /// Which HTTP version the guard speaks.
+    pub http: UpstreamHttp,
+    /// How long a pool's connections take new requests: an older pool is replaced at the next
+    /// request (checked at most once a second), and its connections close once the requests
+    /// they carry have finished. A bound on how long any connection, and the TLS material it
+    /// was made with, stays in use.
+    pub max_conn_age: Duration,
+    /// Where pool replacements are counted (`reason` `tls_rotation` or `max_age`), e.g.
+    /// `GuardMetrics::upstream_pool_renewals`.
+    pub renewals: Option<Family<ReasonLabels, Counter>>,
+}
+
+impl Default for UpstreamOptions {
+    fn default() -> Self {
+        UpstreamOptions {
+            http: UpstreamHttp::default(),
+            max_conn_age: DEFAULT_MAX_CONN_AGE,
+            renewals: None,
+        }
+    }
+}
+
 /// How an `https` upstream's certificate is checked and which client certificate the guard
 /// presents to it (mutual TLS): the guard's [`ClientTls`].
 pub type UpstreamTls = ClientTls;
 
 /// An upstream HTTP server reached through a connection pool.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Upstream {
     base: Uri,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    pool: Arc<RenewingPool>,
     timeout: Duration,
 }
 
@@ -94,16 +130,17 @@ impl Upstream {
         timeout: Duration,
         tls: &UpstreamTls,
     ) -> Result<Self, UpstreamError> {
-        Self::with_settings(url, timeout, tls, UpstreamHttp::Negotiated)
+        Self::with_settings(url, timeout, tls, &UpstreamOptions::default())
     }
 
-    /// As [`Upstream::with_tls`], speaking `http` to the upstream.
+    /// As [`Upstream::with_tls`], with the connections run as `options` say.
     pub fn with_settings(
         url: &str,
         timeout: Duration,
         tls: &UpstreamTls,
-        http: UpstreamHttp,
+        options: &UpstreamOptions,
     ) -> Result<Self, UpstreamError> {
+        let http = options.http;
         let bad = |why: &str| UpstreamError::BadUrl {
             url: url.to_string(),
             why: why.to_string(),
@@ -124,10 +161,10 @@ impl Upstream {
         }
         // Roots and the client identity are only loaded for https upstreams (reading the
         // platform store takes time; a plain upstream has no use for them).
-        let config = if https {
-            tls.client_config()?
+        let (config, watch) = if https {
+            tls.watched_config()?
         } else {
-            crate::tls::trusting_nothing()?
+            (crate::tls::trusting_nothing()?, TlsWatch::default())
         };
         let mut tcp = HttpConnector::new();
         tcp.set_nodelay(true);
@@ -141,13 +178,23 @@ impl Upstream {
             .enable_http1()
             .enable_http2()
             .wrap_connector(tcp);
-        let client = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        // The timer makes idle connections close after the idle timeout; without one,
+        // hyper_util only drops them when it next looks for a connection to reuse.
+        builder
             .pool_idle_timeout(Duration::from_secs(90))
-            .http2_only(http == UpstreamHttp::H2c)
-            .build(connector);
+            .pool_timer(TokioTimer::new())
+            .http2_only(http == UpstreamHttp::H2c);
+        let pool = RenewingPool::new(
+            builder,
+            connector,
+            watch,
+            options.max_conn_age,
+            options.renewals.clone(),
+        );
         Ok(Upstream {
             base,
-            client,
+            pool: Arc::new(pool),
             timeout,
         })
     }
@@ -196,7 +243,7 @@ impl Upstream {
             .body(Full::new(body))
             .map_err(|e| UpstreamError::Request(e.to_string()))?;
         *req.headers_mut() = headers;
-        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+        match tokio::time::timeout(self.timeout, self.pool.request(req)).await {
             Err(_) => Err(UpstreamError::Timeout(self.timeout)),
             Ok(Err(e)) => Err(UpstreamError::Request(error_chain(&e))),
             Ok(Ok(resp)) => Ok(resp),
@@ -286,8 +333,7 @@ mod tests {
             ..UpstreamTls::default()
         };
         let e = Upstream::with_tls("https://127.0.0.1:9/", Duration::from_secs(1), &missing)
-            .err()
-            .expect("a missing CA file is an error");
+            .expect_err("a missing CA file is an error");
         assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
         let up = Upstream::new("http://127.0.0.1:9/base/", Duration::from_secs(1)).expect("url");
         assert_eq!(

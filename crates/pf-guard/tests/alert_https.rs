@@ -16,16 +16,19 @@ use axum::http::{HeaderMap, StatusCode};
 use pf_guard::alert::Webhook;
 use pf_guard::metrics::{GuardMetrics, ReasonLabels};
 use pf_guard::tls::ClientTls;
+use pf_guard::tls_reload::CHECK_INTERVAL;
 use pki::{Ca, TlsListener, server_config, wait_for};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 /// A webhook receiver over TLS with `config`: its URL, the events it got (with their
-/// content type), and how many handshakes it refused.
+/// content type), how many handshakes it refused, and the client certificate of each
+/// connection it accepted.
 struct Receiver {
     url: String,
     events: mpsc::UnboundedReceiver<(String, Value)>,
     failed_handshakes: Arc<std::sync::atomic::AtomicUsize>,
+    clients: pki::Clients,
 }
 
 async fn receive(
@@ -51,6 +54,7 @@ async fn receiver(config: Arc<rustls::ServerConfig>) -> Receiver {
     let listener = TlsListener::bind(config).await;
     let port = listener.tcp.local_addr().expect("addr").port();
     let failed_handshakes = listener.failed_handshakes.clone();
+    let clients = listener.clients.clone();
     let (tx, events) = mpsc::unbounded_channel();
     let router = Router::new()
         .route("/alerts", axum::routing::post(receive))
@@ -62,6 +66,7 @@ async fn receiver(config: Arc<rustls::ServerConfig>) -> Receiver {
         url: format!("https://127.0.0.1:{port}/alerts"),
         events,
         failed_handshakes,
+        clients,
     }
 }
 
@@ -213,4 +218,78 @@ async fn receiver_requiring_a_client_certificate_refuses_a_webhook_without_one()
     );
     assert!(rx.events.try_recv().is_err(), "nothing was delivered");
     assert_eq!(wait_for(&rx.failed_handshakes, 1).await, 1);
+}
+
+/// Replaces `path` with `text`: written beside it, then renamed over it.
+fn rotate(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+async fn next_event(rx: &mut Receiver) -> Value {
+    tokio::time::timeout(Duration::from_secs(5), rx.events.recv())
+        .await
+        .expect("the event arrives")
+        .expect("an event")
+        .1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_client_certificate_is_not_sent_over_the_kept_webhook_connection() {
+    let (server_ca, client_ca) = (Ca::new("alerts CA"), Ca::new("client CA"));
+    let mut rx = receiver(server_config(
+        &server_ca.server(&["127.0.0.1"]),
+        Some(&client_ca),
+    ))
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = client_ca.client("pf-guard");
+    let (cert, key) = first.write(dir.path(), "guard");
+    let tls = ClientTls {
+        ca_file: Some(server_ca.write(dir.path(), "ca.pem")),
+        client_cert: Some(cert.clone()),
+        client_key: Some(key.clone()),
+        ..ClientTls::default()
+    };
+    let m = Arc::new(GuardMetrics::default());
+    let hook = Webhook::spawn_with_tls(&rx.url, &tls, m.clone()).expect("spawn");
+    // Two events, one kept-alive connection.
+    for n in [1, 2] {
+        hook.post(&json!({ "n": n }));
+        assert_eq!(next_event(&mut rx).await, json!({ "n": n }));
+    }
+    let seen = rx.clients.clone();
+    let clients = move || seen.lock().expect("clients").clone();
+    assert_eq!(clients(), [Some(first.cert.clone())]);
+
+    // A certificate the receiver does not trust: the next event makes a new connection, which
+    // the receiver refuses, rather than riding on the one made with the old certificate.
+    let rogue = Ca::new("rogue CA").client("pf-guard");
+    rotate(&key, &rogue.key_pem);
+    rotate(&cert, &rogue.cert_pem);
+    tokio::time::sleep(CHECK_INTERVAL + Duration::from_millis(200)).await;
+    hook.post(&json!({"n": 3}));
+    assert_eq!(wait_for(&rx.failed_handshakes, 1).await, 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while failures(&m, "tls") == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(failures(&m, "tls"), 1);
+    assert!(rx.events.try_recv().is_err(), "nothing was delivered");
+
+    // A trusted certificate again: delivered over a connection presenting it.
+    let fresh = client_ca.client("pf-guard");
+    rotate(&key, &fresh.key_pem);
+    rotate(&cert, &fresh.cert_pem);
+    tokio::time::sleep(CHECK_INTERVAL + Duration::from_millis(200)).await;
+    hook.post(&json!({"n": 4}));
+    assert_eq!(next_event(&mut rx).await, json!({"n": 4}));
+    assert_eq!(
+        clients(),
+        [Some(first.cert.clone()), Some(fresh.cert.clone())]
+    );
+    tokio::task::spawn_blocking(move || hook.close(Duration::from_secs(5)))
+        .await
+        .expect("closed");
 }

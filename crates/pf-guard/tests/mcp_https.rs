@@ -201,8 +201,7 @@ fn unusable_ca_files_are_refused_up_front() {
         ..UpstreamTls::default()
     };
     let e = Upstream::with_tls("https://127.0.0.1:1/mcp", Duration::from_secs(1), &tls)
-        .err()
-        .expect("a CA file without certificates is refused");
+        .expect_err("a CA file without certificates is refused");
     assert!(e.to_string().contains("ca.txt"), "{e}");
     // Plain http upstreams never read the CA file.
     assert!(Upstream::with_tls("http://127.0.0.1:1/mcp", Duration::from_secs(1), &tls).is_ok());

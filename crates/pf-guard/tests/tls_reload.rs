@@ -1,8 +1,9 @@
 //! TLS files rotated on disk while the guard runs: the upstream client's certificate and key
-//! and its CA file are re-read when they change (checked at most once a second, on new
-//! connections), without a restart. A certificate from a CA the upstream does not trust stops
-//! new connections; rotating back restores them; an unusable rotation keeps the previous
-//! material and is counted in `pf_guard_tls_reload_failures_total`.
+//! and its CA file are re-read when they change (checked at most once a second, before a
+//! request), without a restart. A certificate from a CA the upstream does not trust stops the
+//! calls; rotating back restores them; an unusable rotation keeps the previous material and is
+//! counted in `pf_guard_tls_reload_failures_total`. (That the open connections are retired too
+//! is tests/pool_renewal.rs; this upstream closes every connection after its answer.)
 
 mod common;
 mod pki;

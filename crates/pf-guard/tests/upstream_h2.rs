@@ -24,7 +24,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use pf_guard::mcp_http::{McpHttpConfig, McpHttpProxy};
 use pf_guard::openai::{OpenAiConfig, OpenAiProxy};
-use pf_guard::upstream::{Upstream, UpstreamError, UpstreamHttp, UpstreamTls};
+use pf_guard::upstream::{Upstream, UpstreamError, UpstreamHttp, UpstreamOptions, UpstreamTls};
 use pki::{Ca, server_config};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -470,7 +470,10 @@ async fn h2c_upstream_needs_prior_knowledge() {
         &url,
         Duration::from_secs(10),
         &UpstreamTls::default(),
-        UpstreamHttp::H2c,
+        &UpstreamOptions {
+            http: UpstreamHttp::H2c,
+            ..UpstreamOptions::default()
+        },
     )
     .expect("upstream");
     let proxy = mcp_proxy(&fx, up).await;
@@ -496,10 +499,12 @@ fn h2c_is_refused_for_an_https_upstream() {
         "https://127.0.0.1:9/mcp",
         Duration::from_secs(1),
         &UpstreamTls::default(),
-        UpstreamHttp::H2c,
+        &UpstreamOptions {
+            http: UpstreamHttp::H2c,
+            ..UpstreamOptions::default()
+        },
     )
-    .err()
-    .expect("h2c over TLS is refused");
+    .expect_err("h2c over TLS is refused");
     assert!(matches!(e, UpstreamError::H2cOverTls { .. }), "{e:?}");
     assert!(e.to_string().contains("https://127.0.0.1:9/mcp"), "{e}");
 }

@@ -27,7 +27,7 @@ enum Command {
     /// Run the main job end to end on the example agents (no external services).
     Demo(cmd::demo::Args),
     /// Enforce an agent spec on an MCP server (stdio or Streamable HTTP) or an OpenAI-compatible API.
-    Guard(cmd::guard::Args),
+    Guard(Box<cmd::guard::Args>),
     /// Agent specs: lint, init, fmt, digest, schema.
     #[command(subcommand)]
     Spec(cmd::spec::Args),
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: miette::Result<ExitCode> = match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
-        Command::Guard(args) => cmd::guard::run(args),
+        Command::Guard(args) => cmd::guard::run(*args),
         Command::Spec(args) => cmd::spec::run(args),
         Command::Bundle(args) => cmd::bundle::run(args),
         Command::Key(args) => cmd::key::run(args),

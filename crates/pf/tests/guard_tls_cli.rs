@@ -384,3 +384,15 @@ fn h2c_for_an_https_upstream_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_zero_maximum_connection_age_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut args: Vec<&std::ffi::OsStr> = UPSTREAM.iter().map(|s| os(s)).collect();
+    args.extend([os("--upstream-max-conn-age"), os("0")]);
+    let err = refused(dir.path(), &args);
+    assert!(
+        err.contains("--upstream-max-conn-age") && err.contains("0"),
+        "{err}"
+    );
+}

@@ -35,11 +35,15 @@ pub fn server_config(leaf: &Leaf, client_ca: Option<&Ca>) -> Arc<rustls::ServerC
     Arc::new(config)
 }
 
+/// The client certificate (leaf) each accepted connection presented, in order.
+pub type Clients = Arc<std::sync::Mutex<Vec<Option<rustls::pki_types::CertificateDer<'static>>>>>;
+
 /// A TLS listener for `axum::serve`; failed handshakes are skipped (and counted).
 pub struct TlsListener {
     pub tcp: TcpListener,
     pub acceptor: TlsAcceptor,
     pub failed_handshakes: Arc<std::sync::atomic::AtomicUsize>,
+    pub clients: Clients,
 }
 
 impl TlsListener {
@@ -49,6 +53,7 @@ impl TlsListener {
             tcp: TcpListener::bind("127.0.0.1:0").await.expect("bind"),
             acceptor: TlsAcceptor::from(config),
             failed_handshakes: Arc::default(),
+            clients: Clients::default(),
         }
     }
 }
@@ -63,7 +68,14 @@ impl axum::serve::Listener for TlsListener {
                 continue;
             };
             match self.acceptor.accept(tcp).await {
-                Ok(tls) => return (tls, addr),
+                Ok(tls) => {
+                    let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+                    self.clients
+                        .lock()
+                        .expect("clients")
+                        .push(leaf.map(|c| c.clone().into_owned()));
+                    return (tls, addr);
+                }
                 Err(_) => {
                     self.failed_handshakes
                         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);

@@ -12,7 +12,7 @@ use pf_guard::log::{Committer, LogError, QueuedSink};
 use pf_guard::mcp_http::{McpHttpConfig, McpHttpProxy};
 use pf_guard::metrics::GuardMetrics;
 use pf_guard::openai::{OpenAiConfig, OpenAiProxy};
-use pf_guard::upstream::{Upstream, UpstreamHttp};
+use pf_guard::upstream::{Upstream, UpstreamHttp, UpstreamOptions};
 
 /// Longest wait at exit for the runtime's tasks and blocking threads.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -74,6 +74,11 @@ pub struct Args {
     /// longest silence on an event stream.
     #[arg(long, default_value_t = 300, requires = "upstream")]
     upstream_timeout: u64,
+    /// Seconds a connection to the upstream takes new requests; then it closes once its
+    /// requests have finished (connections made before a TLS file rotation stop at once).
+    #[arg(long, value_name = "SECS", default_value_t = 300, requires = "upstream",
+        value_parser = clap::value_parser!(u64).range(1..))]
+    upstream_max_conn_age: u64,
     /// Largest request or response body in bytes (default: 4 MiB for MCP, 16 MiB for OpenAI).
     #[arg(long, requires = "upstream")]
     max_body: Option<usize>,
@@ -245,13 +250,17 @@ fn upstream(args: &Args, url: &str, metrics: &GuardMetrics) -> miette::Result<Up
         client_key: args.upstream_client_key.clone(),
         reload_failures: Some(metrics.tls_reload_failures.clone()),
     };
-    let http = if args.upstream_h2c {
-        UpstreamHttp::H2c
-    } else {
-        UpstreamHttp::Negotiated
+    let options = UpstreamOptions {
+        http: if args.upstream_h2c {
+            UpstreamHttp::H2c
+        } else {
+            UpstreamHttp::Negotiated
+        },
+        max_conn_age: Duration::from_secs(args.upstream_max_conn_age),
+        renewals: Some(metrics.upstream_pool_renewals.clone()),
     };
-    let upstream =
-        Upstream::with_settings(url, timeout, &tls, http).map_err(|e| miette::miette!("{e}"))?;
+    let upstream = Upstream::with_settings(url, timeout, &tls, &options)
+        .map_err(|e| miette::miette!("{e}"))?;
     if upstream.base().scheme_str() == Some("http") {
         refuse_tls_files_for_plain_http(
             "--upstream",
