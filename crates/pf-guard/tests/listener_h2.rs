@@ -15,7 +15,10 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{Method, Request, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
-use common::{Fixture, Reply, h2c_client, send, send_with, serve, sse_data};
+use common::{
+    Fixture, Reply, assert_denied_for_domain, assert_lookup_allowed_and_redacted, h2c_client,
+    result_text, send, send_with, serve, sse_data,
+};
 use http_body_util::{BodyExt, Full};
 use pf_guard::mcp_http::{McpHttpConfig, McpHttpProxy};
 use pf_guard::metrics::GuardMetrics;
@@ -178,12 +181,6 @@ async fn call_h2c(guard: SocketAddr, id: u64, name: &str, args: Value) -> (Value
     (answer, reply)
 }
 
-fn text(answer: &Value) -> &str {
-    answer["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn mcp_tools_calls_over_h2c_are_allowed_and_denied_as_over_http1() {
     let (up_addr, up) = upstream().await;
@@ -191,18 +188,10 @@ async fn mcp_tools_calls_over_h2c_are_allowed_and_denied_as_over_http1() {
     let (guard, _stop) = mcp_guard(&fx, up_addr).await;
 
     let (answer, _) = call_h2c(guard, 1, "lookup_order", json!({"order_id": "ORD-123456"})).await;
-    assert_eq!(answer["result"]["isError"], json!(false), "{answer}");
-    assert!(text(&answer).starts_with("lookup_order done"), "{answer}");
-    assert!(!text(&answer).contains("4111 1111"), "redacted: {answer}");
+    assert_lookup_allowed_and_redacted(&answer);
 
     let (answer, _) = call_h2c(guard, 2, "send_email", json!({"to": "eve@evil.test"})).await;
-    assert_eq!(answer["result"]["isError"], json!(true), "{answer}");
-    assert!(
-        answer["result"]["_meta"]["provability-fabric/reasons"]
-            .as_array()
-            .is_some_and(|r| r.contains(&json!("domain_not_allowed"))),
-        "{answer}"
-    );
+    assert_denied_for_domain(&answer);
     let names: Vec<Value> = up
         .calls
         .lock()
@@ -234,7 +223,7 @@ async fn mcp_tools_calls_over_h2c_are_allowed_and_denied_as_over_http1() {
     )
     .await;
     assert_eq!(reply.version, Version::HTTP_11);
-    assert!(text(&reply.json()).starts_with("lookup_order done"));
+    assert!(result_text(&reply.json()).starts_with("lookup_order done"));
 }
 
 /// Sends `body` over h2c and returns the response head and its body, to read frame by frame.
@@ -312,7 +301,10 @@ async fn mcp_event_streams_reach_h2c_clients_as_they_are_sent() {
         .iter()
         .find(|e| e["id"] == json!(7))
         .expect("the answer is in the stream");
-    assert!(!text(answer).contains("4111 1111"), "redacted: {answer}");
+    assert!(
+        !result_text(answer).contains("4111 1111"),
+        "redacted: {answer}"
+    );
 }
 
 #[tokio::test]

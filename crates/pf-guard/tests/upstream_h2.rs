@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use bytes::Bytes;
-use common::{Fixture, post_mcp, send, serve, sse_data};
+use common::{
+    Fixture, assert_denied_for_domain, assert_lookup_allowed_and_redacted, post_mcp, result_text,
+    send, serve, sse_data,
+};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -273,12 +276,6 @@ async fn tools_call(proxy: SocketAddr, id: u64, name: &str, args: Value) -> (Val
     (answer, reply)
 }
 
-fn text(answer: &Value) -> &str {
-    answer["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-}
-
 /// Every request the upstream saw came over HTTP/2, addressed by `:authority`, with no `Host`
 /// or connection-specific header.
 fn assert_h2(log: &Log, port: u16) {
@@ -303,19 +300,10 @@ fn assert_h2(log: &Log, port: u16) {
 /// denied call is answered by the guard and never reaches the upstream.
 async fn mcp_calls_through(proxy: SocketAddr, log: &Log) {
     let (answer, _) = tools_call(proxy, 1, "lookup_order", json!({"order_id": "ORD-123456"})).await;
-    assert_eq!(answer["result"]["isError"], json!(false), "{answer}");
-    assert!(text(&answer).starts_with("lookup_order done"), "{answer}");
-    assert!(!text(&answer).contains("4111 1111"), "redacted: {answer}");
+    assert_lookup_allowed_and_redacted(&answer);
 
-    let (answer, reply) = tools_call(proxy, 2, "send_email", json!({"to": "eve@evil.test"})).await;
-    assert_eq!(answer["result"]["isError"], json!(true), "{answer}");
-    assert!(
-        answer["result"]["_meta"]["provability-fabric/reasons"]
-            .as_array()
-            .is_some_and(|r| r.contains(&json!("domain_not_allowed"))),
-        "{}",
-        reply.text()
-    );
+    let (answer, _) = tools_call(proxy, 2, "send_email", json!({"to": "eve@evil.test"})).await;
+    assert_denied_for_domain(&answer);
     assert!(
         log.lock()
             .expect("log")
@@ -350,8 +338,14 @@ async fn mcp_proxy_speaks_http2_to_an_h2_only_https_upstream() {
         json!("notifications/progress"),
         "{events:?}"
     );
-    assert!(text(&answer).starts_with("lookup_order done"), "{answer}");
-    assert!(!text(&answer).contains("4111 1111"), "redacted: {answer}");
+    assert!(
+        result_text(&answer).starts_with("lookup_order done"),
+        "{answer}"
+    );
+    assert!(
+        !result_text(&answer).contains("4111 1111"),
+        "redacted: {answer}"
+    );
     assert!(reply.text().contains("id: e2"), "event ids kept");
 
     assert_eq!(log.lock().expect("log").len(), 2, "two allowed calls");

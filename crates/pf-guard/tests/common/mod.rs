@@ -212,3 +212,42 @@ pub fn sse_data(body: &[u8]) -> Vec<serde_json::Value> {
         .map(|e| serde_json::from_str(&e.data).unwrap_or(serde_json::Value::String(e.data)))
         .collect()
 }
+
+/// The text of an MCP tool result's first content block ("" when there is none).
+pub fn result_text(answer: &serde_json::Value) -> &str {
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// The test spec's `lookup_order` answer came through, allowed, with its card number redacted.
+pub fn assert_lookup_allowed_and_redacted(answer: &serde_json::Value) {
+    assert_eq!(
+        answer["result"]["isError"],
+        serde_json::json!(false),
+        "{answer}"
+    );
+    assert!(
+        result_text(answer).starts_with("lookup_order done"),
+        "{answer}"
+    );
+    assert!(
+        !result_text(answer).contains("4111 1111"),
+        "redacted: {answer}"
+    );
+}
+
+/// A call was refused with an MCP error result naming `domain_not_allowed`.
+pub fn assert_denied_for_domain(answer: &serde_json::Value) {
+    assert_eq!(
+        answer["result"]["isError"],
+        serde_json::json!(true),
+        "{answer}"
+    );
+    assert!(
+        answer["result"]["_meta"]["provability-fabric/reasons"]
+            .as_array()
+            .is_some_and(|r| r.contains(&serde_json::json!("domain_not_allowed"))),
+        "{answer}"
+    );
+}
