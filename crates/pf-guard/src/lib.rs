@@ -15,6 +15,7 @@ pub mod enforcer;
 pub mod http;
 pub mod jsonrpc;
 pub mod lines;
+mod lock;
 pub mod log;
 pub mod mcp;
 pub mod mcp_http;

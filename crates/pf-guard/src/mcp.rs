@@ -97,9 +97,9 @@ impl<E: Enforcer> McpSession<E> {
         &self.enforcer
     }
 
-    /// The enforcer, to change (settling deferred work).
-    pub(crate) fn enforcer_mut(&mut self) -> &mut E {
-        &mut self.enforcer
+    /// Does the labelling work the enforcer left for after an answer ([`Enforcer::settle`]).
+    pub fn settle(&mut self) {
+        self.enforcer.settle();
     }
 
     /// Routes a message the client sent.

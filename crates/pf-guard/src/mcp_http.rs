@@ -16,7 +16,7 @@
 //! without the header (stateless servers, `initialize`) share one session.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 
 use crate::enforcer::Enforcer;
 use crate::jsonrpc::{self, ErrorCode, Id, Message, error_response};
+use crate::lock::lock;
 use crate::mcp::{McpSession, Route};
 use crate::sse::{self, Event, Parser};
 use crate::upstream::{self, Upstream, UpstreamError, is_content_type, pick_headers};
@@ -662,9 +663,4 @@ fn unknown_session() -> Response {
         ErrorCode::InvalidRequest,
         "unknown Mcp-Session-Id; initialize a new session",
     )
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A poisoned lock means a panic mid-decision elsewhere; the state is the last one written.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

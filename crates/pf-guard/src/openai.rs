@@ -11,7 +11,7 @@
 //! beyond the configured maximum.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -29,6 +29,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::enforcer::Enforcer;
+use crate::lock::lock;
 use crate::openai_chat::ChatSession;
 use crate::openai_stream::StreamFilter;
 use crate::sse::{self, Event, Parser};
@@ -469,9 +470,4 @@ fn upstream_error(e: &UpstreamError) -> Response {
     let body = json!({"error": {"message": format!("guard: model server unavailable: {e}"),
                                 "type": "upstream_error", "param": null, "code": null}});
     (status, [(CONTENT_TYPE, upstream::JSON)], body.to_string()).into_response()
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A poisoned lock means a panic mid-decision elsewhere; the state is the last one written.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -11,7 +11,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::enforcer::Enforcer;
-use crate::openai::{OpenAiProxy, lock, read_events};
+use crate::lock::lock;
+use crate::openai::{OpenAiProxy, read_events};
 use crate::openai_chat::ChatSession;
 use crate::openai_responses_stream::ResponsesStream;
 use crate::sse::{self, Event, Parser};

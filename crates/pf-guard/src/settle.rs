@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::enforcer::Enforcer;
+use crate::lock::lock;
 use crate::mcp::McpSession;
 use crate::openai_chat::ChatSession;
 
@@ -21,7 +22,7 @@ impl<E: Enforcer + 'static> Settle for McpSession<E> {
     }
 
     fn settle(&mut self) {
-        self.enforcer_mut().settle();
+        McpSession::settle(self);
     }
 }
 
@@ -49,9 +50,4 @@ pub fn in_background<S: Settle>(session: &Arc<Mutex<S>>) {
         }
         Err(_) => lock(&session).settle(),
     }
-}
-
-fn lock<S>(m: &Mutex<S>) -> std::sync::MutexGuard<'_, S> {
-    // As the adapters do: a poisoned lock still holds the last consistent state.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

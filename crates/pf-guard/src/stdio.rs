@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use crate::enforcer::Enforcer;
 use crate::jsonrpc::{self, ErrorCode, MAX_MESSAGE_BYTES, error_response};
 use crate::lines::{Frame, next_frame};
+use crate::lock::lock;
 use crate::mcp::{McpSession, Route};
 
 /// How long the server may take, once the client has closed, to answer what it was already
@@ -323,10 +324,7 @@ where
             Route::ToClient(v) => {
                 let sent = to_client.send(v).is_ok();
                 // The writer task sends the answer meanwhile.
-                let mut s = lock(session);
-                if s.enforcer().unsettled() {
-                    s.enforcer_mut().settle();
-                }
+                lock(session).settle();
                 sent
             }
             Route::ToServer(v) => match to_server.upgrade() {
@@ -341,12 +339,6 @@ where
             return Ok(());
         }
     }
-}
-
-fn lock<E>(session: &Mutex<McpSession<E>>) -> std::sync::MutexGuard<'_, McpSession<E>> {
-    // A poisoned lock means a panic mid-decision elsewhere; the state is still the last
-    // consistent one written, and refusing all further traffic would not be safer than this.
-    session.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A task that writes one JSON message per line, in order, until every sender is gone; then it
