@@ -232,8 +232,18 @@ where
     };
 }
 
-/// A server configuration for 127.0.0.1 offering `alpn` only, and a CA file that trusts it.
-fn tls_offering(alpn: &[&[u8]], dir: &tempfile::TempDir) -> (rustls::ServerConfig, UpstreamTls) {
+/// An https upstream on 127.0.0.1 offering `alpn` only and serving as `serve` says, and the
+/// guard's client to `path` on it, trusting its CA.
+struct HttpsUpstream {
+    port: u16,
+    log: Log,
+    client: Upstream,
+    /// Holds the CA file (the client looks at it again while it runs).
+    _dir: tempfile::TempDir,
+}
+
+async fn https_upstream(alpn: &[&[u8]], serve: Serve, path: &str) -> HttpsUpstream {
+    let dir = tempfile::tempdir().expect("temp dir");
     let ca = Ca::new("h2 test CA");
     let mut config = (*server_config(&ca.server(&["127.0.0.1"]), None)).clone();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
@@ -241,7 +251,19 @@ fn tls_offering(alpn: &[&[u8]], dir: &tempfile::TempDir) -> (rustls::ServerConfi
         ca_file: Some(ca.write(dir.path(), "ca.pem")),
         ..UpstreamTls::default()
     };
-    (config, tls)
+    let (port, log) = upstream(Some(config), serve).await;
+    let client = Upstream::with_tls(
+        &format!("https://127.0.0.1:{port}{path}"),
+        Duration::from_secs(10),
+        &tls,
+    )
+    .expect("upstream");
+    HttpsUpstream {
+        port,
+        log,
+        client,
+        _dir: dir,
+    }
 }
 
 async fn mcp_proxy(fx: &Fixture, upstream: Upstream) -> SocketAddr {
@@ -315,16 +337,13 @@ async fn mcp_calls_through(proxy: SocketAddr, log: &Log) {
 
 #[tokio::test]
 async fn mcp_proxy_speaks_http2_to_an_h2_only_https_upstream() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (config, tls) = tls_offering(&[b"h2"], &dir);
-    let (port, log) = upstream(Some(config), Serve::H2).await;
+    let HttpsUpstream {
+        port,
+        log,
+        client: up,
+        _dir,
+    } = https_upstream(&[b"h2"], Serve::H2, "/mcp").await;
     let fx = Fixture::new();
-    let up = Upstream::with_tls(
-        &format!("https://127.0.0.1:{port}/mcp"),
-        Duration::from_secs(10),
-        &tls,
-    )
-    .expect("upstream");
     let proxy = mcp_proxy(&fx, up).await;
     mcp_calls_through(proxy, &log).await;
 
@@ -355,16 +374,13 @@ async fn mcp_proxy_speaks_http2_to_an_h2_only_https_upstream() {
 
 #[tokio::test]
 async fn openai_proxy_speaks_http2_to_an_h2_only_https_upstream() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (config, tls) = tls_offering(&[b"h2"], &dir);
-    let (port, log) = upstream(Some(config), Serve::H2).await;
+    let HttpsUpstream {
+        port,
+        log,
+        client: up,
+        _dir,
+    } = https_upstream(&[b"h2"], Serve::H2, "").await;
     let fx = Fixture::new();
-    let up = Upstream::with_tls(
-        &format!("https://127.0.0.1:{port}"),
-        Duration::from_secs(10),
-        &tls,
-    )
-    .expect("upstream");
     let proxy = openai_proxy(&fx, up).await;
     let url = format!("http://{proxy}/v1/chat/completions");
     let chat = |session: &'static str, said: &'static str, stream: bool| {
@@ -432,16 +448,13 @@ async fn openai_proxy_speaks_http2_to_an_h2_only_https_upstream() {
 
 #[tokio::test]
 async fn an_https_upstream_offering_only_http1_gets_http1_with_a_host_header() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (config, tls) = tls_offering(&[b"http/1.1"], &dir);
-    let (port, log) = upstream(Some(config), Serve::H1).await;
+    let HttpsUpstream {
+        port,
+        log,
+        client: up,
+        _dir,
+    } = https_upstream(&[b"http/1.1"], Serve::H1, "/mcp").await;
     let fx = Fixture::new();
-    let up = Upstream::with_tls(
-        &format!("https://127.0.0.1:{port}/mcp"),
-        Duration::from_secs(10),
-        &tls,
-    )
-    .expect("upstream");
     let proxy = mcp_proxy(&fx, up).await;
     mcp_calls_through(proxy, &log).await;
     let seen = log.lock().expect("log");
