@@ -3,6 +3,15 @@
 //!
 //! [`McpSession`] is pure message routing: feed it what each side sends and it says what to send
 //! where. Transports (stdio child process, Streamable HTTP) live elsewhere.
+//!
+//! Request ids: every request the guard forwards goes to the server under an id of the guard's
+//! own, unique in the session, and the answer goes back to the client under the client's id.
+//! Clients choose their ids independently (several HTTP clients without an `Mcp-Session-Id`
+//! share one guard session, and each may start at 1), so the client's ids cannot key what the
+//! guard awaits: two `tools/call`s with one id would check one tool's result as the other's, and
+//! the second answer would find nothing awaiting it. An answer under an id the guard never sent
+//! is dropped: it answers nothing the client asked through the guard, and passing it on would let
+//! the server slip an unchecked tool result to a client request that happens to bear that id.
 
 use std::collections::{HashMap, HashSet};
 
@@ -29,18 +38,33 @@ pub enum Route {
     ToServer(Value),
     /// To the MCP client (the agent).
     ToClient(Value),
+    /// Nowhere: a server answer to no request the guard forwarded (logged and dropped).
+    Dropped,
 }
 
+/// What the answer to a forwarded request needs.
 #[derive(Debug, Clone)]
 enum Pending {
     ToolsList,
     ToolsCall(String),
+    Other,
+}
+
+/// A request forwarded to the server under the guard's id.
+#[derive(Debug, Clone)]
+struct Forwarded {
+    /// The id the client gave it, which its answer goes back under.
+    client_id: Id,
+    pending: Pending,
 }
 
 /// One MCP session's interception state.
 pub struct McpSession<E> {
     enforcer: E,
-    pending: HashMap<Id, Pending>,
+    /// Requests awaiting the server's answer, by the id the guard sent them under.
+    pending: HashMap<Id, Forwarded>,
+    /// The last id the guard gave a forwarded request.
+    last_id: i64,
     /// Whether the host may pass the user's request (see [`crate::user_turn`]).
     trust_user_request: bool,
     /// Digests of the user requests already fed to the flow model.
@@ -56,6 +80,7 @@ impl<E: Enforcer> McpSession<E> {
         McpSession {
             enforcer,
             pending: HashMap::new(),
+            last_id: 0,
             trust_user_request: false,
             user_requests: HashSet::new(),
         }
@@ -102,25 +127,45 @@ impl<E: Enforcer> McpSession<E> {
         self.enforcer.settle();
     }
 
-    /// Routes a message the client sent.
+    /// Routes a message the client sent. A forwarded request carries the guard's id (see the
+    /// module's documentation).
     pub fn from_client(&mut self, msg: Message) -> Route {
         let mut msg = msg;
-        if let Message::Request { id, method, params } = &mut msg {
-            let refusal = match method.as_str() {
-                "tools/call" => self
-                    .take_user_request(id, params)
-                    .or_else(|| self.tool_call(id, params)),
-                "tools/list" => self.track(id, Pending::ToolsList),
-                _ => None,
-            };
-            if let Some(refusal) = refusal {
-                return refusal;
+        match &mut msg {
+            Message::Request { id, method, params } => {
+                let pending = match method.as_str() {
+                    "tools/call" => {
+                        let decided = match self.take_user_request(id, params) {
+                            Some(refusal) => Err(refusal),
+                            None => self.tool_call(id, params),
+                        };
+                        match decided {
+                            Ok(tool) => Pending::ToolsCall(tool),
+                            Err(refusal) => return refusal,
+                        }
+                    }
+                    "tools/list" => Pending::ToolsList,
+                    _ => Pending::Other,
+                };
+                if let Err(refusal) = self.track(id, pending) {
+                    return refusal;
+                }
             }
+            Message::Notification { method, params } if method == "notifications/cancelled" => {
+                self.cancelled_under_our_id(params);
+            }
+            _ => {}
         }
         Route::ToServer(msg.into_value())
     }
 
-    /// Routes a message the server sent.
+    /// Whether the server's answer to the request forwarded under `id` (the guard's id) is
+    /// still awaited.
+    pub fn awaits(&self, id: &Id) -> bool {
+        self.pending.contains_key(id)
+    }
+
+    /// Routes a message the server sent; an answer goes back under the client's id.
     pub fn from_server(&mut self, msg: Message) -> Route {
         let Message::Response {
             id: Some(id),
@@ -129,9 +174,16 @@ impl<E: Enforcer> McpSession<E> {
         else {
             return Route::ToClient(msg.into_value());
         };
-        let outcome = match (self.pending.remove(&id), outcome) {
-            (None, outcome) => outcome,
-            (Some(Pending::ToolsList), Ok(mut result)) => {
+        let Some(Forwarded { client_id, pending }) = self.pending.remove(&id) else {
+            tracing::warn!(
+                id = ?id,
+                "dropped a response from the MCP server to no request the guard forwarded"
+            );
+            return Route::Dropped;
+        };
+        let outcome = match (pending, outcome) {
+            (Pending::Other, outcome) => outcome,
+            (Pending::ToolsList, Ok(mut result)) => {
                 if let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) {
                     tools.retain(|t| {
                         t.get("name")
@@ -141,19 +193,19 @@ impl<E: Enforcer> McpSession<E> {
                 }
                 Ok(result)
             }
-            (Some(Pending::ToolsCall(tool)), Ok(result)) => {
+            (Pending::ToolsCall(tool), Ok(result)) => {
                 self.enforcer.finish_call(&tool);
                 Ok(self.check_result(&tool, result))
             }
-            (Some(Pending::ToolsCall(tool)), Err(e)) => {
+            (Pending::ToolsCall(tool), Err(e)) => {
                 self.enforcer.finish_call(&tool);
                 Err(e)
             }
-            (Some(Pending::ToolsList), Err(e)) => Err(e),
+            (Pending::ToolsList, Err(e)) => Err(e),
         };
         Route::ToClient(
             Message::Response {
-                id: Some(id),
+                id: Some(client_id),
                 outcome,
             }
             .into_value(),
@@ -161,27 +213,50 @@ impl<E: Enforcer> McpSession<E> {
     }
 
     /// Forgets a request the server will never answer (its transport failed), releasing the
-    /// call's concurrency slot.
+    /// call's concurrency slot; `id` is the guard's id the request was forwarded under.
     pub fn server_failed(&mut self, id: &Id) {
-        if let Some(Pending::ToolsCall(tool)) = self.pending.remove(id) {
+        if let Some(Forwarded {
+            pending: Pending::ToolsCall(tool),
+            ..
+        }) = self.pending.remove(id)
+        {
             self.enforcer.finish_call(&tool);
         }
     }
 
-    fn track(&mut self, id: &Id, what: Pending) -> Option<Route> {
-        if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(id) {
-            let msg = format!(
-                "guard: more than {MAX_PENDING} requests awaiting the server; refusing until some complete"
-            );
-            return Some(Route::ToClient(error_response(
-                Some(id),
-                ErrorCode::InternalError,
-                &msg,
-                None,
-            )));
+    /// Awaits the answer to a request about to be forwarded, giving it the guard's next id in
+    /// place of the client's; the answer to send back instead when too many are awaited (an
+    /// allowed call's concurrency slot is released then).
+    fn track(&mut self, id: &mut Id, pending: Pending) -> Result<(), Route> {
+        if self.pending.len() >= MAX_PENDING {
+            if let Pending::ToolsCall(tool) = &pending {
+                self.enforcer.finish_call(tool);
+            }
+            return Err(Route::ToClient(overloaded(id)));
         }
-        self.pending.insert(id.clone(), what);
-        None
+        self.last_id += 1;
+        let ours = Id::Number(self.last_id);
+        let client_id = std::mem::replace(id, ours.clone());
+        self.pending.insert(ours, Forwarded { client_id, pending });
+        Ok(())
+    }
+
+    /// Puts the guard's id in a cancellation of a request the client names by its own id; left
+    /// as is (cancelling nothing) when no forwarded request, or more than one, bears that id.
+    fn cancelled_under_our_id(&self, params: &mut Value) {
+        let Some(client_id) = params.get("requestId").and_then(Id::from_value) else {
+            return;
+        };
+        let mut ours = self
+            .pending
+            .iter()
+            .filter(|(_, f)| f.client_id == client_id)
+            .map(|(id, _)| id);
+        if let (Some(id), None) = (ours.next(), ours.next())
+            && let Some(slot) = params.get_mut("requestId")
+        {
+            *slot = id.to_value();
+        }
     }
 
     /// Feeds a trusted user request carried in `_meta` and strips it; the answer when it is
@@ -203,9 +278,9 @@ impl<E: Enforcer> McpSession<E> {
         None
     }
 
-    /// Decides a `tools/call`; `None` when it is allowed (and now tracked), else the answer.
-    /// Every refusal is logged as a decision before the client hears of it.
-    fn tool_call(&mut self, id: &Id, params: &Value) -> Option<Route> {
+    /// Decides a `tools/call`: the tool's name when it is allowed, else the answer. Every
+    /// refusal is logged as a decision before the client hears of it.
+    fn tool_call(&mut self, id: &Id, params: &Value) -> Result<String, Route> {
         let Some(name) = params.get("name").and_then(Value::as_str) else {
             self.enforcer
                 .refuse_call(UNNAMED_TOOL, UNNAMED_CALL, &json!({ "params": params }));
@@ -215,7 +290,7 @@ impl<E: Enforcer> McpSession<E> {
                 "tools/call needs a string `name`",
                 None,
             );
-            return Some(Route::ToClient(e));
+            return Err(Route::ToClient(e));
         };
         let empty = Value::Object(serde_json::Map::new());
         let args = match params.get("arguments") {
@@ -229,29 +304,15 @@ impl<E: Enforcer> McpSession<E> {
                     "tools/call `arguments` must be an object",
                     None,
                 );
-                return Some(Route::ToClient(e));
+                return Err(Route::ToClient(e));
             }
         };
-        if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(id) {
+        if self.pending.len() >= MAX_PENDING {
             self.enforcer.refuse_call(name, OVERLOADED, args);
-            let msg = format!(
-                "guard: more than {MAX_PENDING} requests awaiting the server; refusing until some complete"
-            );
-            return Some(Route::ToClient(error_response(
-                Some(id),
-                ErrorCode::InternalError,
-                &msg,
-                None,
-            )));
+            return Err(Route::ToClient(overloaded(id)));
         }
         match self.enforcer.decide_call(name, args) {
-            CallOutcome::Allow => {
-                if let Some(refusal) = self.track(id, Pending::ToolsCall(name.to_string())) {
-                    self.enforcer.finish_call(name);
-                    return Some(refusal);
-                }
-                None
-            }
+            CallOutcome::Allow => Ok(name.to_string()),
             CallOutcome::Deny { reason, codes } => {
                 // MCP: tool execution errors are reported in the result with isError, so the
                 // model can read them and adjust (rather than a protocol error it cannot see).
@@ -260,7 +321,7 @@ impl<E: Enforcer> McpSession<E> {
                     "isError": true,
                     "_meta": { "provability-fabric/reasons": codes },
                 });
-                Some(Route::ToClient(
+                Err(Route::ToClient(
                     Message::Response {
                         id: Some(id.clone()),
                         outcome: Ok(result),
@@ -320,4 +381,12 @@ impl<E: Enforcer> McpSession<E> {
             }),
         }
     }
+}
+
+/// The answer to a request refused because [`MAX_PENDING`] requests await the server.
+fn overloaded(id: &Id) -> Value {
+    let msg = format!(
+        "guard: more than {MAX_PENDING} requests awaiting the server; refusing until some complete"
+    );
+    error_response(Some(id), ErrorCode::InternalError, &msg, None)
 }

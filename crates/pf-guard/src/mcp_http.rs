@@ -255,7 +255,7 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
         }
         let total = items.len();
         let mut forward = Vec::new();
-        let mut forwarded_ids = Vec::new();
+        let mut sent = Vec::new();
         let mut local = Vec::new();
         let mut invalid = 0;
         {
@@ -267,16 +267,21 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
                         local.push(e.to_response());
                     }
                     Ok(msg) => {
-                        let id = match &msg {
+                        let client = match &msg {
                             Message::Request { id, .. } => Some(id.clone()),
                             _ => None,
                         };
                         match s.from_client(msg) {
                             Route::ToServer(v) => {
-                                forwarded_ids.extend(id);
+                                // A forwarded request now bears the guard's id.
+                                let ours = v.get("id").and_then(Id::from_value);
+                                if let (Some(client), Some(ours)) = (client, ours) {
+                                    sent.push(Sent { client, ours });
+                                }
                                 forward.push(v);
                             }
                             Route::ToClient(v) => local.push(v),
+                            Route::Dropped => {}
                         }
                     }
                 }
@@ -299,7 +304,7 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
         };
         let mut headers = pick_headers(&parts.headers, &FORWARD_REQUEST);
         headers.insert(CONTENT_TYPE, upstream::JSON);
-        let sent = self
+        let answer = self
             .upstream
             .send(
                 Method::POST,
@@ -308,15 +313,15 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
                 Bytes::from(json_bytes(&out)),
             )
             .await;
-        let resp = match sent {
+        let resp = match answer {
             Ok(r) => r,
-            Err(e) => return self.upstream_failed(&session, &forwarded_ids, &e),
+            Err(e) => return self.upstream_failed(&session, &sent, &e),
         };
         let (rparts, rbody) = resp.into_parts();
         if let Some(id) = rparts.headers.get(SESSION_HEADER)
             && let Some(refusal) = self.register(id)
         {
-            self.fail_pending(&session, &forwarded_ids);
+            self.fail_pending(&session, &sent);
             return refusal;
         }
         let out_headers = pick_headers(&rparts.headers, &FORWARD_RESPONSE);
@@ -325,10 +330,10 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
             // §2.1.4: 202 answers input without requests; a request it leaves unanswered would
             // keep the client waiting, so it gets an error here.
             let mut local = local;
-            self.fail_pending(&session, &forwarded_ids);
-            local.extend(forwarded_ids.iter().map(|id| {
+            self.fail_pending(&session, &sent);
+            local.extend(sent.iter().map(|r| {
                 error_response(
-                    Some(id),
+                    Some(&r.client),
                     ErrorCode::InternalError,
                     "upstream accepted this request without answering it",
                     None,
@@ -343,7 +348,7 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
             if status == StatusCode::NOT_FOUND {
                 self.forget(&parts.headers);
             }
-            self.fail_pending(&session, &forwarded_ids);
+            self.fail_pending(&session, &sent);
             return self.pass_through(status, out_headers, rbody).await;
         }
         if is_content_type(&rparts.headers, "text/event-stream") {
@@ -351,10 +356,10 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
             return (status, out_headers, body).into_response();
         }
         if !is_content_type(&rparts.headers, "application/json") {
-            self.fail_pending(&session, &forwarded_ids);
+            self.fail_pending(&session, &sent);
             return rpc_error(
                 StatusCode::BAD_GATEWAY,
-                single(&forwarded_ids),
+                single(&sent),
                 ErrorCode::InternalError,
                 "upstream answered with neither application/json nor text/event-stream",
             );
@@ -365,31 +370,30 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
             .await
         {
             Ok(b) => b,
-            Err(e) => return self.upstream_failed(&session, &forwarded_ids, &e),
+            Err(e) => return self.upstream_failed(&session, &sent, &e),
         };
         let answers = match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Array(items)) => items,
             Ok(v) => vec![v],
             Err(_) => {
                 let e = UpstreamError::Body("upstream sent invalid JSON".into());
-                return self.upstream_failed(&session, &forwarded_ids, &e);
+                return self.upstream_failed(&session, &sent, &e);
             }
         };
         let mut out = local;
-        let mut answered = Vec::new();
         {
             let mut s = lock(&session);
             for a in answers {
-                if let Some(v) = route_from_server(&mut s, a) {
-                    answered.extend(v.get("id").and_then(Id::from_value));
-                    out.push(v);
-                }
+                out.extend(route_from_server(&mut s, a));
             }
             // A request the upstream did not answer would leave the client waiting forever.
-            for id in forwarded_ids.iter().filter(|id| !answered.contains(id)) {
-                s.server_failed(id);
+            for r in &sent {
+                if !s.awaits(&r.ours) {
+                    continue;
+                }
+                s.server_failed(&r.ours);
                 out.push(error_response(
-                    Some(id),
+                    Some(&r.client),
                     ErrorCode::InternalError,
                     "upstream sent no valid response to this request",
                     None,
@@ -471,17 +475,17 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
         }
     }
 
-    fn fail_pending(&self, session: &Shared<E>, ids: &[Id]) {
+    fn fail_pending(&self, session: &Shared<E>, sent: &[Sent]) {
         let mut s = lock(session);
-        for id in ids {
-            s.server_failed(id);
+        for r in sent {
+            s.server_failed(&r.ours);
         }
     }
 
-    fn upstream_failed(&self, session: &Shared<E>, ids: &[Id], e: &UpstreamError) -> Response {
+    fn upstream_failed(&self, session: &Shared<E>, sent: &[Sent], e: &UpstreamError) -> Response {
         tracing::warn!(error = %e, "MCP upstream failed");
-        self.fail_pending(session, ids);
-        bad_gateway(single(ids), e)
+        self.fail_pending(session, sent);
+        bad_gateway(single(sent), e)
     }
 }
 
@@ -514,7 +518,7 @@ fn route_from_server<E: Enforcer>(session: &mut McpSession<E>, value: Value) -> 
     match jsonrpc::from_value(value) {
         Ok(msg) => match session.from_server(msg) {
             Route::ToClient(v) => Some(v),
-            Route::ToServer(_) => None,
+            Route::ToServer(_) | Route::Dropped => None,
         },
         Err(e) => {
             tracing::warn!(error = %e, "dropped a malformed message from the MCP upstream");
@@ -604,9 +608,16 @@ fn route_event<E: Enforcer>(session: &Shared<E>, ev: Event) -> Option<String> {
     }))
 }
 
-fn single(ids: &[Id]) -> Option<&Id> {
-    match ids {
-        [id] => Some(id),
+/// A request forwarded upstream: the client's id, and the guard's it was sent under.
+struct Sent {
+    client: Id,
+    ours: Id,
+}
+
+/// The client's id of the only request forwarded, if only one was.
+fn single(sent: &[Sent]) -> Option<&Id> {
+    match sent {
+        [r] => Some(&r.client),
         _ => None,
     }
 }

@@ -280,6 +280,7 @@ where
         let sent = match route {
             Route::ToServer(v) => to_server.send(v),
             Route::ToClient(v) => to_client.send(v),
+            Route::Dropped => continue,
         };
         if sent.is_err() {
             return Ok(());
@@ -334,6 +335,7 @@ where
                     true
                 }
             },
+            Route::Dropped => true,
         };
         if !sent {
             return Ok(());
@@ -407,7 +409,10 @@ mod tests {
     async fn a_late_answer_to_a_call_sent_before_the_client_closed_is_checked_and_relayed() {
         let answer = json!({"jsonrpc": "2.0", "id": 7, "result": {
             "content": [{"type": "text", "text": "card 4111 on file"}], "isError": false}});
-        let server = format!("read request; sleep 0.3; echo '{answer}'");
+        // The server answers under the id the guard sent the request with (its own, not 7).
+        let server = format!(
+            r#"read request; sleep 0.3; id=$(printf '%s' "$request" | sed 's/.*"id":\([0-9]*\).*/\1/'); echo '{answer}' | sed "s/\"id\":7/\"id\":$id/""#
+        );
         let started = std::time::Instant::now();
 
         let (code, received) = run_script(&server, &call(7, "lookup_order"), DRAIN_GRACE).await;
