@@ -8,6 +8,8 @@
 //! upstream, load generator and pacer on CPU 1; Linux),
 //! `PF_BENCH_PACING=timer` (pace with tokio's 1 ms timer, as before: bursts of requests),
 //! `PF_BENCH_LOG_WINDOW_MS` (the decision log's group-commit window; default the guard's),
+//! `PF_BENCH_MULTI_THREAD=1` (the proxy on a one-worker multi-threaded runtime, as `pf guard`
+//! ran before `--threads`; by default on the runtime `pf guard --threads 1` uses).
 //! Allocator: mimalloc, as `pf` uses; `--features bench-system-allocator` measures glibc's instead.
 //! Runtimes: upstream, proxy and load generator each get one worker thread.
 //!
@@ -65,6 +67,7 @@ struct Settings {
     pin: bool,
     timer_pacing: bool,
     log_window: Duration,
+    multi_thread: bool,
 }
 
 fn settings() -> Settings {
@@ -77,6 +80,7 @@ fn settings() -> Settings {
             pin: false,
             timer_pacing: false,
             log_window: GROUP_COMMIT_WINDOW,
+            multi_thread: false,
         };
     }
     Settings {
@@ -88,6 +92,7 @@ fn settings() -> Settings {
         log_window: env("PF_BENCH_LOG_WINDOW_MS").map_or(GROUP_COMMIT_WINDOW, |ms| {
             Duration::from_secs_f64(ms.max(0.0) / 1e3)
         }),
+        multi_thread: std::env::var("PF_BENCH_MULTI_THREAD").is_ok_and(|v| v == "1"),
     }
 }
 
@@ -103,6 +108,51 @@ fn one_thread_runtime(name: &str, cpu: Option<usize>) -> tokio::runtime::Runtime
         .enable_all()
         .build()
         .expect("runtime")
+}
+
+/// The proxy's runtime: by default the one `pf guard --threads 1` runs on (single-threaded),
+/// driven by a thread of its own; with `multi_thread`, a one-worker multi-threaded runtime.
+struct ProxyRuntime {
+    runtime: Arc<tokio::runtime::Runtime>,
+    driver: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        std::thread::JoinHandle<()>,
+    )>,
+}
+
+impl ProxyRuntime {
+    fn start(multi_thread: bool, cpu: Option<usize>) -> Self {
+        if multi_thread {
+            return ProxyRuntime {
+                runtime: Arc::new(one_thread_runtime("bench-proxy", cpu)),
+                driver: None,
+            };
+        }
+        let runtime = Arc::new(pf_guard::runtime::build(1).expect("runtime"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let driven = runtime.clone();
+        let thread = std::thread::Builder::new()
+            .name("bench-proxy".into())
+            .spawn(move || {
+                if let Some(cpu) = cpu {
+                    pin_current_thread(cpu);
+                }
+                let _ = driven.block_on(stopped);
+            })
+            .expect("proxy thread");
+        ProxyRuntime {
+            runtime,
+            driver: Some((stop, thread)),
+        }
+    }
+
+    fn stop(self) {
+        if let Some((stop, thread)) = self.driver {
+            let _ = stop.send(());
+            let _ = thread.join();
+        }
+        drop(self.runtime);
+    }
 }
 
 /// Pins the calling thread (and threads it spawns later) to one CPU.
@@ -458,7 +508,8 @@ fn main() {
         pin_current_thread(cpu);
     }
     let upstream_rt = one_thread_runtime("bench-upstream", other_cpu);
-    let proxy_rt = one_thread_runtime("bench-proxy", proxy_cpu);
+    let proxy = ProxyRuntime::start(s.multi_thread, proxy_cpu);
+    let proxy_rt = proxy.runtime.clone();
     let load_rt = one_thread_runtime("bench-load", other_cpu);
 
     let up_listener = upstream_rt
@@ -530,6 +581,7 @@ fn main() {
             pin: s.pin,
             timer_pacing: s.timer_pacing,
             log_window: s.log_window,
+            multi_thread: s.multi_thread,
         };
         load_rt.block_on(load(addr, "/mcp", &warm));
         let before = thread_cpu();
@@ -539,10 +591,15 @@ fn main() {
         results.push((name, phase));
     }
     println!(
-        "offered {:.0} req/s for {:.1} s per phase, {} keep-alive connections, 1 worker thread each for upstream, proxy and load generator; decision-log group commit every {:?}; {}; allocator {}; load average {}",
+        "offered {:.0} req/s for {:.1} s per phase, {} keep-alive connections, 1 worker thread each for upstream, proxy and load generator; proxy runtime {}; decision-log group commit every {:?}; {}; allocator {}; load average {}",
         s.rate,
         s.secs,
         s.conns,
+        if s.multi_thread {
+            "multi-threaded (1 worker)"
+        } else {
+            "single-threaded (as pf guard --threads 1)"
+        },
         s.log_window,
         match (s.pin, s.timer_pacing) {
             (true, false) =>
@@ -602,6 +659,7 @@ fn main() {
     );
     let failed: u64 = results.iter().map(|(_, p)| p.errors).sum();
     drop(proxy_rt);
+    proxy.stop();
     drop(upstream_rt);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(failed, 0, "every request must succeed");

@@ -28,6 +28,7 @@ pub mod openai_responses_stream;
 pub mod openai_stream;
 pub mod policy_enforcer;
 mod pool;
+pub mod runtime;
 pub mod settle;
 pub mod sse;
 pub mod stdio;

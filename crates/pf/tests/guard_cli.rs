@@ -30,9 +30,20 @@ fn text(result: &Value) -> String {
 
 #[test]
 fn guard_enforces_the_support_agent_spec_over_mcp() {
+    support_agent_spec_is_enforced(&[]);
+}
+
+#[test]
+fn guard_on_one_thread_enforces_the_support_agent_spec_over_mcp() {
+    support_agent_spec_is_enforced(&["--threads", "1"]);
+}
+
+/// The support agent's session through `pf guard EXTRA...`: hidden tools, allowed and denied
+/// calls, protocol errors, and the decision log.
+fn support_agent_spec_is_enforced(extra: &[&str]) {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("decisions.jsonl");
-    let mut s = Session::start(&support_spec(), &log, &[]);
+    let mut s = Session::start(&support_spec(), &log, extra);
 
     let init = s.request(1, "initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}));
     assert_eq!(

@@ -92,6 +92,10 @@ pub struct Args {
     /// `_meta["provability-fabric/user-request"]` on tools/call) for `unless: [user_request]`.
     #[arg(long)]
     trust_user_request: bool,
+    /// Threads the guard runs on (default: the CPUs this process may use, cgroup quotas
+    /// included). With 1 it runs on a single-threaded scheduler, which costs less per request.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
     /// The MCP server command and its arguments, after `--`.
     #[arg(last = true)]
     server: Vec<String>,
@@ -143,7 +147,10 @@ pub fn run(args: Args) -> miette::Result<ExitCode> {
     let metrics = Arc::new(GuardMetrics::default());
     let anomaly = super::guard_anomaly::setup(&args.anomaly, compiled.policy.agent(), &metrics)?;
     let webhook = anomaly.as_ref().and_then(|a| a.webhook());
-    let runtime = tokio::runtime::Runtime::new().into_diagnostic()?;
+    let threads = args
+        .threads
+        .map_or_else(pf_guard::runtime::default_threads, usize::from);
+    let runtime = pf_guard::runtime::build(threads).into_diagnostic()?;
     let bound = runtime.block_on(bind(&args, &metrics))?;
     let committer = Committer::random();
     let window = Duration::from_millis(args.log_commit_window_ms);
