@@ -66,7 +66,17 @@ impl Committer {
         let mut h = Sha256::new();
         h.update(self.salt);
         h.update(&canonical);
-        format!("sha256:{}", hex::encode(h.finalize()))
+        // Into a buffer: `hex::encode` builds its string a char at a time, and the log writer
+        // makes one commitment per record.
+        let mut digits = [0u8; 64];
+        let digits = match hex::encode_to_slice(h.finalize(), &mut digits) {
+            Ok(()) => std::str::from_utf8(&digits).unwrap_or_default(),
+            Err(_) => "",
+        };
+        let mut out = String::with_capacity("sha256:".len() + digits.len());
+        out.push_str("sha256:");
+        out.push_str(digits);
+        out
     }
 }
 
@@ -344,6 +354,11 @@ mod tests {
         assert_eq!(c.commit(&v), c.commit(&reordered));
         assert!(!c.commit(&v).contains("alice"));
         assert_ne!(c.commit(&v), Committer::with_salt([8; 32]).commit(&v));
+        // `sha256:` and the hex digest of salt || canonical JSON, as documented.
+        let mut h = Sha256::new();
+        h.update([7u8; 32]);
+        h.update(br#"{"amount":5,"to":"alice@example.com"}"#);
+        assert_eq!(c.commit(&v), format!("sha256:{}", hex::encode(h.finalize())));
     }
 
     #[test]
