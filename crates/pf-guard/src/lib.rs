@@ -12,6 +12,7 @@ pub mod anomaly;
 pub mod baseline;
 pub mod demo_tools;
 pub mod enforcer;
+mod h1pool;
 pub mod http;
 pub mod jsonrpc;
 pub mod lines;

@@ -358,7 +358,10 @@ mod tests {
         let mut h = Sha256::new();
         h.update([7u8; 32]);
         h.update(br#"{"amount":5,"to":"alice@example.com"}"#);
-        assert_eq!(c.commit(&v), format!("sha256:{}", hex::encode(h.finalize())));
+        assert_eq!(
+            c.commit(&v),
+            format!("sha256:{}", hex::encode(h.finalize()))
+        );
     }
 
     #[test]

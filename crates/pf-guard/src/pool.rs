@@ -14,23 +14,81 @@
 //! after it, which replaces the pool in the same step if they changed. No thread or task
 //! watches the files: a pool that takes no requests sends nothing with stale material.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use axum::http::Request;
+use axum::http::{Request, Response};
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::{Builder, Client, ResponseFuture};
+use hyper_util::client::legacy::{Builder, Client};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
+use crate::h1pool::{H1Pool, SendError};
 use crate::metrics::ReasonLabels;
 use crate::tls_reload::{CHECK_INTERVAL, TlsWatch};
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A request on its way: resolves to the answer's head.
+pub(crate) type Sending =
+    Pin<Box<dyn Future<Output = Result<Response<Incoming>, SendError>> + Send>>;
+
+/// How each pool's connections are made.
+pub(crate) enum Connections {
+    /// hyper_util's pool over the TLS-capable connector (https upstreams, and h2c).
+    Shared {
+        /// The pool's settings.
+        builder: Box<Builder>,
+        /// TCP, then TLS for https.
+        connector: HttpsConnector<HttpConnector>,
+    },
+    /// Our HTTP/1.1 pool ([`crate::h1pool`]) for a plain http upstream.
+    Plain {
+        /// TCP.
+        connector: HttpConnector,
+        /// How long an idle connection is kept.
+        idle_timeout: Duration,
+    },
+}
+
+impl Connections {
+    fn make(&self) -> Pool {
+        match self {
+            Connections::Shared { builder, connector } => {
+                Pool::Shared(Box::new(builder.build(connector.clone())))
+            }
+            Connections::Plain {
+                connector,
+                idle_timeout,
+            } => Pool::Plain(H1Pool::new(connector.clone(), *idle_timeout)),
+        }
+    }
+}
+
+/// One generation's connections.
+enum Pool {
+    Shared(Box<HttpsClient>),
+    Plain(Arc<H1Pool>),
+}
+
+impl Pool {
+    fn request(&self, req: Request<Full<Bytes>>) -> Sending {
+        match self {
+            Pool::Shared(client) => {
+                let sent = client.request(req);
+                Box::pin(async move { sent.await.map_err(SendError::from) })
+            }
+            Pool::Plain(pool) => Box::pin(pool.clone().request(req)),
+        }
+    }
+}
 
 /// Why a pool was replaced (the `reason` label of `pf_guard_upstream_pool_renewals_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +110,7 @@ impl Renewal {
 
 /// One pool and what it was made with.
 struct Generation {
-    client: HttpsClient,
+    pool: Pool,
     /// The TLS material's generation when the pool was made.
     tls: u64,
     born: Instant,
@@ -61,8 +119,7 @@ struct Generation {
 /// A connection pool replaced when the TLS material changes or the pool grows old.
 pub(crate) struct RenewingPool {
     current: RwLock<Generation>,
-    builder: Builder,
-    connector: HttpsConnector<HttpConnector>,
+    connections: Connections,
     watch: TlsWatch,
     max_age: Duration,
     renewals: Option<Family<ReasonLabels, Counter>>,
@@ -72,24 +129,22 @@ pub(crate) struct RenewingPool {
 }
 
 impl RenewingPool {
-    /// A pool of `builder`'s clients over `connector`, whose TLS files `watch` looks at.
+    /// A pool of `connections`, whose TLS files `watch` looks at.
     pub(crate) fn new(
-        builder: Builder,
-        connector: HttpsConnector<HttpConnector>,
+        connections: Connections,
         watch: TlsWatch,
         max_age: Duration,
         renewals: Option<Family<ReasonLabels, Counter>>,
     ) -> Self {
         let epoch = Instant::now();
         let first = Generation {
-            client: builder.build(connector.clone()),
+            pool: connections.make(),
             tls: watch.generation(),
             born: epoch,
         };
         RenewingPool {
             current: RwLock::new(first),
-            builder,
-            connector,
+            connections,
             watch,
             max_age,
             renewals,
@@ -100,7 +155,7 @@ impl RenewingPool {
 
     /// Sends `req` over a connection of the current pool, replacing the pool first if it is
     /// stale.
-    pub(crate) fn request(&self, req: Request<Full<Bytes>>) -> ResponseFuture {
+    pub(crate) fn request(&self, req: Request<Full<Bytes>>) -> Sending {
         let checking = self.claim_check();
         let tls = if checking {
             self.watch.refresh(Duration::ZERO)
@@ -110,11 +165,11 @@ impl RenewingPool {
         {
             let current = self.read();
             if self.stale(&current, tls, checking).is_none() {
-                return current.client.request(req);
+                return current.pool.request(req);
             }
         }
         self.renew(tls, checking);
-        self.read().client.request(req)
+        self.read().pool.request(req)
     }
 
     /// Whether this request is the one to look at the files and the pool's age (the first one
@@ -153,7 +208,7 @@ impl RenewingPool {
             return;
         };
         let fresh = Generation {
-            client: self.builder.build(self.connector.clone()),
+            pool: self.connections.make(),
             tls,
             born: Instant::now(),
         };
@@ -206,8 +261,10 @@ mod tests {
             .enable_http1()
             .wrap_connector(HttpConnector::new());
         RenewingPool::new(
-            Client::builder(TokioExecutor::new()),
-            connector,
+            Connections::Shared {
+                builder: Box::new(Client::builder(TokioExecutor::new())),
+                connector,
+            },
             TlsWatch::default(),
             max_age,
             Some(renewals.clone()),

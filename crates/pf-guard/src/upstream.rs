@@ -23,7 +23,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
 use crate::metrics::ReasonLabels;
-use crate::pool::RenewingPool;
+use crate::pool::{Connections, RenewingPool};
 use crate::tls::{ClientTls, TlsError};
 use crate::tls_reload::TlsWatch;
 
@@ -76,6 +76,9 @@ pub enum UpstreamHttp {
     /// (gRPC-style servers); every connection starts with the HTTP/2 preface.
     H2c,
 }
+
+/// How long an idle upstream connection is kept open.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// How long a connection pool serves new requests before it is replaced, unless told otherwise.
 pub const DEFAULT_MAX_CONN_AGE: Duration = Duration::from_secs(300);
@@ -177,17 +180,28 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .wrap_connector(tcp);
-        let mut builder = Client::builder(TokioExecutor::new());
-        // The timer makes idle connections close after the idle timeout; without one,
-        // hyper_util only drops them when it next looks for a connection to reuse.
-        builder
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_timer(TokioTimer::new())
-            .http2_only(http == UpstreamHttp::H2c);
+            .wrap_connector(tcp.clone());
+        let connections = if !https && http == UpstreamHttp::Negotiated {
+            // Plain HTTP/1.1: our own pool, cheaper per request (crate::h1pool).
+            Connections::Plain {
+                connector: tcp,
+                idle_timeout: IDLE_TIMEOUT,
+            }
+        } else {
+            let mut builder = Client::builder(TokioExecutor::new());
+            // The timer makes idle connections close after the idle timeout; without one,
+            // hyper_util only drops them when it next looks for a connection to reuse.
+            builder
+                .pool_idle_timeout(IDLE_TIMEOUT)
+                .pool_timer(TokioTimer::new())
+                .http2_only(http == UpstreamHttp::H2c);
+            Connections::Shared {
+                builder: Box::new(builder),
+                connector,
+            }
+        };
         let pool = RenewingPool::new(
-            builder,
-            connector,
+            connections,
             watch,
             options.max_conn_age,
             options.renewals.clone(),
@@ -245,7 +259,7 @@ impl Upstream {
         *req.headers_mut() = headers;
         match tokio::time::timeout(self.timeout, self.pool.request(req)).await {
             Err(_) => Err(UpstreamError::Timeout(self.timeout)),
-            Ok(Err(e)) => Err(UpstreamError::Request(error_chain(&e))),
+            Ok(Err(e)) => Err(UpstreamError::Request(error_chain(&*e))),
             Ok(Ok(resp)) => Ok(resp),
         }
     }

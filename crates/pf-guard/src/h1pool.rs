@@ -1,0 +1,350 @@
+//! Keep-alive HTTP/1.1 connections to a plain `http://` upstream (a sidecar's usual upstream: the
+//! MCP server in the same pod), kept here rather than in hyper_util's legacy pool. Each request
+//! takes the most recently used idle connection or opens one; hyper's own connection API does
+//! the HTTP. Why by hand: in the proxy benchmark a hyper forwarder sending through hyper_util's
+//! pool cost about 3.5 us more CPU per request than one sending on its connections directly
+//! (crates/pf-guard/BENCHMARKS.md), of a guard's ~38; its checkout (a keyed, hashed pool, a
+//! checkout-or-connect race, a waiter queue) is built for many hosts and HTTP/2 sharing, none of
+//! which one plain upstream needs. HTTPS and HTTP/2 upstreams still go through hyper_util.
+//!
+//! - A connection carries one request at a time. It stays in the list while it carries one and
+//!   is taken again once hyper reports it ready (the answer's body read to its end).
+//! - A request that a reused connection closed before sending (the upstream's keep-alive timeout
+//!   racing the request) is sent once more on a new connection, as hyper_util does.
+//! - Idle connections close after [`H1Pool::new`]'s `idle_timeout` (looked at every tenth of it
+//!   by a task that ends with the pool), and all of them once the pool is dropped: idle ones at
+//!   once, busy ones when their answer is done (hyper ends a connection whose sender is gone).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use axum::http::header::HOST;
+use axum::http::uri::Authority;
+use axum::http::{HeaderValue, Request, Response, Uri};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::client::legacy::connect::HttpConnector;
+use tower_service::Service;
+
+/// Why a request could not be sent.
+pub(crate) type SendError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A connection and when it last took a request.
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    used: Instant,
+}
+
+impl Conn {
+    /// Closed, or idle for `idle_timeout` or longer.
+    fn spent(&self, idle_timeout: Duration) -> bool {
+        self.sender.is_closed() || (self.sender.is_ready() && self.used.elapsed() >= idle_timeout)
+    }
+}
+
+/// HTTP/1.1 connections to one plain-http upstream.
+pub(crate) struct H1Pool {
+    connector: HttpConnector,
+    conns: Mutex<Vec<Conn>>,
+    idle_timeout: Duration,
+    sweeper: AtomicBool,
+    /// The upstream's authority and its `Host` header value.
+    host: OnceLock<(Authority, HeaderValue)>,
+}
+
+impl H1Pool {
+    /// A pool connecting with `connector` (its connect timeout and `TCP_NODELAY` apply); idle
+    /// connections close after `idle_timeout`.
+    pub(crate) fn new(connector: HttpConnector, idle_timeout: Duration) -> Arc<Self> {
+        Arc::new(H1Pool {
+            connector,
+            conns: Mutex::new(Vec::new()),
+            idle_timeout,
+            sweeper: AtomicBool::new(false),
+            host: OnceLock::new(),
+        })
+    }
+
+    /// Sends `req` (with an absolute `http://` URI) on an idle connection or a new one; the
+    /// answer's head.
+    pub(crate) async fn request(
+        self: Arc<Self>,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, SendError> {
+        let (absolute, mut req) = self.origin_form(req)?;
+        if let Some(mut sender) = self.checkout() {
+            let sent = sender.try_send_request(req);
+            self.keep(sender);
+            match sent.await {
+                Ok(resp) => return Ok(resp),
+                Err(mut e) => match e.take_message() {
+                    // Never written: the connection was closing. Once more on a new one.
+                    Some(back) => req = back,
+                    None => return Err(e.into_error().into()),
+                },
+            }
+        }
+        let mut sender = self.connect(absolute).await?;
+        let sent = sender.send_request(req);
+        self.keep(sender);
+        Ok(sent.await?)
+    }
+
+    /// Turns an absolute-URI request into what HTTP/1.1 sends: the path in origin form and a
+    /// `Host` header (RFC 9112 §3.2); the absolute URI is returned to connect with.
+    fn origin_form(
+        &self,
+        mut req: Request<Full<Bytes>>,
+    ) -> Result<(Uri, Request<Full<Bytes>>), SendError> {
+        let uri = req.uri();
+        let (Some(_), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return Err(format!("not an absolute URI: {uri}").into());
+        };
+        // One upstream: its `Host` value is made once.
+        let host = match self.host.get() {
+            Some((a, v)) if a == authority => v.clone(),
+            _ => {
+                let v = HeaderValue::from_str(authority.as_str())?;
+                let _ = self.host.set((authority.clone(), v.clone()));
+                v
+            }
+        };
+        let path = match uri.path_and_query() {
+            Some(p) => Uri::from(p.clone()),
+            None => Uri::from_static("/"),
+        };
+        let absolute = std::mem::replace(req.uri_mut(), path);
+        req.headers_mut().insert(HOST, host);
+        Ok((absolute, req))
+    }
+
+    /// Number of connections the pool holds (idle or busy).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Conn>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The most recently used connection ready for a request, if any; closed and expired ones
+    /// are dropped on the way.
+    fn checkout(&self) -> Option<SendRequest<Full<Bytes>>> {
+        let mut conns = self.lock();
+        let mut i = conns.len();
+        while i > 0 {
+            i -= 1;
+            let c = &conns[i];
+            if c.spent(self.idle_timeout) {
+                conns.swap_remove(i);
+                continue;
+            }
+            if c.sender.is_ready() {
+                return Some(conns.swap_remove(i).sender);
+            }
+        }
+        None
+    }
+
+    /// Puts a connection that has just taken a request back in the list.
+    fn keep(&self, sender: SendRequest<Full<Bytes>>) {
+        self.lock().push(Conn {
+            sender,
+            used: Instant::now(),
+        });
+    }
+
+    /// Opens a connection to the host of `uri` and runs it on the current runtime.
+    async fn connect(self: &Arc<Self>, uri: Uri) -> Result<SendRequest<Full<Bytes>>, SendError> {
+        let io = self.connector.clone().call(uri).await?;
+        let (sender, conn) = http1::handshake(io).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        self.start_sweeper();
+        Ok(sender)
+    }
+
+    /// Starts, once, the task that closes idle connections; it ends with the pool.
+    fn start_sweeper(self: &Arc<Self>) {
+        if self.sweeper.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let pool: Weak<H1Pool> = Arc::downgrade(self);
+        let every = (self.idle_timeout / 10).max(Duration::from_millis(10));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(pool) = pool.upgrade() else {
+                    return;
+                };
+                pool.sweep();
+            }
+        });
+    }
+
+    /// Drops closed connections and those idle for longer than the idle timeout.
+    fn sweep(&self) {
+        let timeout = self.idle_timeout;
+        self.lock().retain(|c| !c.spent(timeout));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::AtomicUsize;
+
+    /// A keep-alive HTTP/1.1 server on loopback answering every request with its `Host` and
+    /// request target; counts connections. `close_after`: it closes each connection after that
+    /// many answers, the last one saying so (`connection: close`).
+    fn server(close_after: usize) -> (String, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                count.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut w = stream.try_clone().expect("clone");
+                    let mut r = BufReader::new(stream);
+                    for n in 1..=close_after {
+                        let mut first = String::new();
+                        if r.read_line(&mut first).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let (mut host, mut len) = (String::new(), 0usize);
+                        loop {
+                            let mut line = String::new();
+                            r.read_line(&mut line).expect("header");
+                            let line = line.trim_end().to_string();
+                            if line.is_empty() {
+                                break;
+                            }
+                            let (name, value) = line.split_once(':').expect("field");
+                            match name.to_ascii_lowercase().as_str() {
+                                "host" => host = value.trim().to_string(),
+                                "content-length" => len = value.trim().parse().expect("length"),
+                                _ => {}
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        r.read_exact(&mut body).expect("body");
+                        let target = first.split(' ').nth(1).unwrap_or("").to_string();
+                        let answer = format!("{host} {target}");
+                        let close = if n == close_after {
+                            "connection: close\r\n"
+                        } else {
+                            ""
+                        };
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\n{close}content-length: {}\r\n\r\n",
+                            answer.len()
+                        );
+                        if w.write_all(head.as_bytes())
+                            .and_then(|()| w.write_all(answer.as_bytes()))
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (format!("http://{addr}"), accepted)
+    }
+
+    fn get(url: &str) -> Request<Full<Bytes>> {
+        Request::builder()
+            .uri(url)
+            .body(Full::new(Bytes::new()))
+            .expect("request")
+    }
+
+    async fn text(pool: &Arc<H1Pool>, url: &str) -> String {
+        use http_body_util::BodyExt;
+        let resp = pool.clone().request(get(url)).await.expect("answer");
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        String::from_utf8(body.to_vec()).expect("utf-8")
+    }
+
+    fn pool(idle: Duration) -> Arc<H1Pool> {
+        H1Pool::new(HttpConnector::new(), idle)
+    }
+
+    #[tokio::test]
+    async fn requests_go_in_origin_form_with_a_host_on_one_kept_alive_connection() {
+        let (base, accepted) = server(usize::MAX);
+        let pool = pool(Duration::from_secs(90));
+        let authority = base.trim_start_matches("http://").to_string();
+        for i in 0..5 {
+            let answer = text(&pool, &format!("{base}/mcp?n={i}")).await;
+            assert_eq!(answer, format!("{authority} /mcp?n={i}"));
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection, reused");
+        assert_eq!(pool.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closed_is_replaced_without_failing_the_request() {
+        // The server closes every connection after one answer.
+        let (base, accepted) = server(1);
+        let pool = pool(Duration::from_secs(90));
+        for _ in 0..4 {
+            assert!(text(&pool, &format!("{base}/x")).await.ends_with(" /x"));
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_each_get_a_connection() {
+        let (base, accepted) = server(usize::MAX);
+        let pool = pool(Duration::from_secs(90));
+        let url = format!("{base}/c");
+        let (a, b, c) = tokio::join!(text(&pool, &url), text(&pool, &url), text(&pool, &url));
+        assert!(a.ends_with("/c") && b.ends_with("/c") && c.ends_with("/c"));
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        // Afterwards they are reused, not multiplied.
+        for _ in 0..3 {
+            text(&pool, &url).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_close_after_the_idle_timeout() {
+        let (base, accepted) = server(usize::MAX);
+        let pool = pool(Duration::from_millis(200));
+        text(&pool, &format!("{base}/i")).await;
+        assert_eq!(pool.len(), 1);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(pool.len(), 0, "the sweeper closed it");
+        text(&pool, &format!("{base}/i")).await;
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "a new connection after the timeout"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_relative_uri_is_an_error_not_a_panic() {
+        let pool = pool(Duration::from_secs(90));
+        let e = pool.request(get("/relative")).await.expect_err("refused");
+        assert!(e.to_string().contains("not an absolute URI"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_upstream_is_an_error() {
+        let pool = pool(Duration::from_secs(90));
+        assert!(pool.request(get("http://127.0.0.1:9/x")).await.is_err());
+    }
+}
