@@ -1,9 +1,9 @@
 //! Keep-alive HTTP/1.1 connections to a plain `http://` upstream (a sidecar's usual upstream: the
 //! MCP server in the same pod), kept here rather than in hyper_util's legacy pool. Each request
 //! takes the most recently used idle connection or opens one; hyper's own connection API does
-//! the HTTP. Why by hand: in the proxy benchmark a hyper forwarder sending through hyper_util's
-//! pool cost about 3.5 us more CPU per request than one sending on its connections directly
-//! (crates/pf-guard/BENCHMARKS.md), of a guard's ~38; its checkout (a keyed, hashed pool, a
+//! the HTTP. Why by hand: in the proxy benchmark the guard, and a bare hyper forwarder, each
+//! cost about 2 us less CPU per request with this pool than with hyper_util's (of ~35 and ~26;
+//! crates/pf-guard/BENCHMARKS.md). hyper_util's checkout (a keyed, hashed pool, a
 //! checkout-or-connect race, a waiter queue) is built for many hosts and HTTP/2 sharing, none of
 //! which one plain upstream needs. HTTPS and HTTP/2 upstreams still go through hyper_util.
 //!

@@ -1,6 +1,6 @@
 //! The HTTP client side of the proxies: one keep-alive connection pool to the upstream server
-//! (plain HTTP or HTTPS with rustls), with timeouts and body-size limits on everything the
-//! upstream sends back.
+//! (plain HTTP through [`crate::h1pool`], HTTPS with rustls and h2c through hyper_util's), with
+//! timeouts and body-size limits on everything the upstream sends back.
 //!
 //! An `https` upstream is offered HTTP/2 and HTTP/1.1 in ALPN (RFC 7301) and spoken to in the
 //! one it picks; a server without ALPN gets HTTP/1.1. A plain `http` upstream gets HTTP/1.1, or
