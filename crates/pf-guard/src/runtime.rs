@@ -1,8 +1,9 @@
 //! The tokio runtime the guard runs on. On one thread it is tokio's single-threaded scheduler:
-//! with one worker a work-stealing scheduler has no one to steal from, and its bookkeeping
-//! (atomic run queues, wake-ups routed through the shared injector) costs a proxied request
-//! about 1.8 us more (crates/pf-guard/BENCHMARKS.md, `PF_BENCH_MULTI_THREAD`). On more threads
-//! it is the multi-threaded scheduler with that many workers.
+//! with one worker a work-stealing scheduler has no one to steal from, only bookkeeping to do
+//! (atomic run queues, a shared injector). In the proxy benchmark the single-threaded one cost
+//! 0.4 to 1.8 us less CPU per request (means of two series; crates/pf-guard/BENCHMARKS.md,
+//! `PF_BENCH_MULTI_THREAD`). On more threads it is the multi-threaded scheduler with that many
+//! workers.
 
 use std::num::NonZeroUsize;
 
