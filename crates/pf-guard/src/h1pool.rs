@@ -160,6 +160,7 @@ impl H1Pool {
 
     /// Opens a connection to the host of `uri` and runs it on the current runtime.
     async fn connect(self: &Arc<Self>, uri: Uri) -> Result<SendRequest<Full<Bytes>>, SendError> {
+        // `HttpConnector` is always ready (its `poll_ready` returns `Ready` at once).
         let io = self.connector.clone().call(uri).await?;
         let (sender, conn) = http1::handshake(io).await?;
         tokio::spawn(async move {
