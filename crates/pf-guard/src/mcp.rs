@@ -152,7 +152,10 @@ impl<E: Enforcer> McpSession<E> {
                 }
             }
             Message::Notification { method, params } if method == "notifications/cancelled" => {
-                self.cancelled_under_our_id(params);
+                let placed = self.cancelled_under_our_id(params);
+                if !placed {
+                    return Route::Dropped;
+                }
             }
             _ => {}
         }
@@ -241,21 +244,25 @@ impl<E: Enforcer> McpSession<E> {
         Ok(())
     }
 
-    /// Puts the guard's id in a cancellation of a request the client names by its own id; left
-    /// as is (cancelling nothing) when no forwarded request, or more than one, bears that id.
-    fn cancelled_under_our_id(&self, params: &mut Value) {
+    /// Puts the guard's id in a cancellation of a request the client names by its own id;
+    /// `false` when no awaited request, or more than one, bears that id. Such a cancellation is
+    /// not forwarded: under the client's id it could cancel another client's request, and a
+    /// cancellation may be ignored anyway (MCP 2025-06-18, "Cancellation").
+    fn cancelled_under_our_id(&self, params: &mut Value) -> bool {
         let Some(client_id) = params.get("requestId").and_then(Id::from_value) else {
-            return;
+            return false;
         };
         let mut ours = self
             .pending
             .iter()
             .filter(|(_, f)| f.client_id == client_id)
             .map(|(id, _)| id);
-        if let (Some(id), None) = (ours.next(), ours.next())
-            && let Some(slot) = params.get_mut("requestId")
-        {
-            *slot = id.to_value();
+        match (ours.next(), ours.next(), params.get_mut("requestId")) {
+            (Some(id), None, Some(slot)) => {
+                *slot = id.to_value();
+                true
+            }
+            _ => false,
         }
     }
 

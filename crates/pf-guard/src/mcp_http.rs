@@ -295,6 +295,10 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
             );
         }
         if forward.is_empty() {
+            if local.is_empty() {
+                // Only notifications the guard kept (a cancellation it could not place).
+                return StatusCode::ACCEPTED.into_response();
+            }
             return json_response(StatusCode::OK, pack(batch, local), HeaderMap::new());
         }
         let out = if batch {

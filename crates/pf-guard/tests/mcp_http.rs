@@ -577,3 +577,19 @@ async fn foreign_origins_and_unsupported_methods_are_refused() {
         "a server without a GET stream says so"
     );
 }
+
+#[tokio::test]
+async fn a_cancellation_the_guard_cannot_place_is_accepted_and_kept_from_the_server() {
+    let h = harness(false).await;
+    let s = h.initialize().await;
+    let posts = || h.server.lock().expect("state").versions.len();
+    let before = posts();
+    // No request of this session awaits an answer under id 99: forwarded under the client's id
+    // it could cancel another client's request.
+    let cancel =
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 99}});
+    let r = h.post(&s, cancel).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    assert!(r.body.is_empty());
+    assert_eq!(posts(), before, "the server was not sent it");
+}

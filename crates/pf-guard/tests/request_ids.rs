@@ -162,9 +162,11 @@ fn a_cancellation_names_the_request_by_the_id_the_server_knows() {
     assert_eq!(sent["params"]["requestId"], ours.to_value(), "{sent}");
     assert_eq!(sent["params"]["reason"], json!("user"));
 
-    // One the guard cannot place is passed on as it is (it cancels nothing there).
-    let Route::ToServer(sent) = s.from_client(cancel("unknown")) else {
-        panic!("a cancellation goes to the server");
-    };
-    assert_eq!(sent["params"]["requestId"], json!("unknown"));
+    // One the guard cannot place is not forwarded: under the client's id it could cancel
+    // another client's request. Nor is one whose request has been answered.
+    assert_eq!(s.from_client(cancel("unknown")), Route::Dropped);
+    let other = forwarded_call(&mut s, json!(7), "search_kb", json!({"query": "y"}));
+    let _ = to_client(answer(&mut s, &ours, "done"));
+    assert_eq!(s.from_client(cancel("call-a")), Route::Dropped);
+    assert!(s.awaits(&other));
 }
