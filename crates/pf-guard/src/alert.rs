@@ -373,7 +373,7 @@ impl AnomalyMonitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::BufReader;
 
     fn failures(m: &GuardMetrics, reason: &str) -> u64 {
         m.webhook_failures
@@ -451,28 +451,20 @@ mod tests {
         hook.post(&event("agent-1", "b", &anomaly, AnomalyMode::Deny, 7));
         let (stream, _) = listener.accept().expect("accept");
         let mut reader = BufReader::new(stream);
-        let mut head = String::new();
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).expect("header");
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().expect("length");
-            }
-            if line == "\r\n" {
-                break;
-            }
-            head.push_str(&line);
-        }
-        assert!(head.starts_with("POST /alerts HTTP/1.1"), "{head}");
+        let request = pf_testkit::http::read_message(&mut reader)
+            .expect("a request")
+            .expect("a request");
         assert!(
-            head.to_ascii_lowercase()
-                .contains("content-type: application/json"),
-            "{head}"
+            request.start.starts_with("POST /alerts HTTP/1.1"),
+            "{request:?}"
         );
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).expect("body");
-        let body: Value = serde_json::from_slice(&body).expect("json body");
+        assert!(
+            request
+                .header("content-type")
+                .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json")),
+            "{request:?}"
+        );
+        let body: Value = serde_json::from_slice(&request.body).expect("json body");
         assert_eq!(body["reason"], "anomaly.unseen_sequence");
         assert_eq!(body["action"], "deny");
         assert_eq!(body["sequence"], json!([null, "a", "b"]));

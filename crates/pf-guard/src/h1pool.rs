@@ -200,7 +200,8 @@ impl H1Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Read, Write};
+    use pf_testkit::http::read_message;
+    use std::io::{BufReader, Write};
     use std::sync::atomic::AtomicUsize;
 
     /// A keep-alive HTTP/1.1 server on loopback answering every request with its `Host` and
@@ -218,28 +219,11 @@ mod tests {
                     let mut w = stream.try_clone().expect("clone");
                     let mut r = BufReader::new(stream);
                     for n in 1..=close_after {
-                        let mut first = String::new();
-                        if r.read_line(&mut first).unwrap_or(0) == 0 {
+                        let Ok(Some(request)) = read_message(&mut r) else {
                             return;
-                        }
-                        let (mut host, mut len) = (String::new(), 0usize);
-                        loop {
-                            let mut line = String::new();
-                            r.read_line(&mut line).expect("header");
-                            let line = line.trim_end().to_string();
-                            if line.is_empty() {
-                                break;
-                            }
-                            let (name, value) = line.split_once(':').expect("field");
-                            match name.to_ascii_lowercase().as_str() {
-                                "host" => host = value.trim().to_string(),
-                                "content-length" => len = value.trim().parse().expect("length"),
-                                _ => {}
-                            }
-                        }
-                        let mut body = vec![0; len];
-                        r.read_exact(&mut body).expect("body");
-                        let target = first.split(' ').nth(1).unwrap_or("").to_string();
+                        };
+                        let host = request.header("host").unwrap_or("");
+                        let target = request.start.split(' ').nth(1).unwrap_or("");
                         let answer = format!("{host} {target}");
                         let close = if n == close_after {
                             "connection: close\r\n"

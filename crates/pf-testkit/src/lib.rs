@@ -4,6 +4,7 @@
 //! PostgreSQL tests use a throw-away cluster started by `.ci/run`. Where either is absent (a
 //! user's clone) the tests skip with a visible message; under CI (`CI=true`) absence is a failure.
 
+pub mod http;
 pub mod pki;
 
 use std::path::PathBuf;

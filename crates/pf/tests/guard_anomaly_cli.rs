@@ -3,7 +3,7 @@
 //! deny mode lets the learned sequence through, denies an unseen one in MCP's own form, logs the
 //! alert and POSTs it to a webhook.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
@@ -67,25 +67,11 @@ fn webhook_receiver() -> (String, mpsc::Receiver<Value>) {
             return;
         };
         let mut reader = BufReader::new(stream);
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_ok() {
+        if let Ok(Some(request)) = pf_testkit::http::read_message(&mut reader) {
             let _ = reader
                 .get_mut()
                 .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
-            if let Ok(v) = serde_json::from_slice(&body) {
+            if let Ok(v) = serde_json::from_slice(&request.body) {
                 let _ = tx.send(v);
             }
         }

@@ -3,7 +3,7 @@
 //! the spec forbids without asking the server, and logging every decision before it exits on
 //! SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -16,32 +16,7 @@ use serde_json::{Value, json};
 mod common;
 
 use common::support_spec;
-
-/// Reads one HTTP/1.1 message (head and `content-length` body) from `r`: its first line and
-/// body; `None` at a clean end of stream.
-fn read_message(r: &mut BufReader<TcpStream>) -> Option<(String, Vec<u8>)> {
-    let mut first = String::new();
-    if r.read_line(&mut first).ok()? == 0 {
-        return None;
-    }
-    let mut len = 0;
-    loop {
-        let mut line = String::new();
-        r.read_line(&mut line).ok()?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            len = value.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).ok()?;
-    Some((first.trim_end().to_string(), body))
-}
+use pf_testkit::http::read_message;
 
 /// An MCP server over Streamable HTTP (JSON answers) that answers every `tools/call` with a
 /// text block naming the tool and its `order_id`; counts the calls it is sent.
@@ -56,8 +31,8 @@ fn mcp_server() -> (SocketAddr, Arc<AtomicUsize>) {
             std::thread::spawn(move || {
                 let mut writer = stream.try_clone().expect("clone");
                 let mut reader = BufReader::new(stream);
-                while let Some((_, body)) = read_message(&mut reader) {
-                    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                while let Ok(Some(request)) = read_message(&mut reader) {
+                    let req: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
                     counted.fetch_add(1, Ordering::SeqCst);
                     let text = format!(
                         "{} {}: shipped",
@@ -112,10 +87,12 @@ impl Client {
         );
         self.writer.write_all(head.as_bytes()).expect("write");
         self.writer.write_all(body.as_bytes()).expect("write");
-        let (status, body) = read_message(&mut self.reader).expect("an answer");
-        let answer = serde_json::from_slice(&body)
-            .unwrap_or_else(|e| panic!("answer is not JSON ({e}): {body:?}"));
-        (status, answer)
+        let answer = read_message(&mut self.reader)
+            .expect("an answer")
+            .expect("an answer");
+        let body = serde_json::from_slice(&answer.body)
+            .unwrap_or_else(|e| panic!("answer is not JSON ({e}): {:?}", answer.body));
+        (answer.start, body)
     }
 }
 

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
@@ -91,27 +91,14 @@ fn serve_one(
         tls.conn.complete_io(&mut tls.sock)?;
     }
     let mut reader = BufReader::new(&mut tls);
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().map_err(std::io::Error::other)?;
-        }
-        if line == "\r\n" {
-            break;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
+    let request =
+        pf_testkit::http::read_message(&mut reader)?.ok_or(std::io::ErrorKind::UnexpectedEof)?;
     drop(reader);
     tls.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")?;
     tls.flush()?;
     tls.conn.send_close_notify();
     let _ = tls.conn.complete_io(&mut tls.sock);
-    let event = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
+    let event = serde_json::from_slice(&request.body).map_err(std::io::Error::other)?;
     let _ = tx.send(event);
     Ok(())
 }
