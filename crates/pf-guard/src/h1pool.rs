@@ -10,12 +10,14 @@
 //! - A connection carries one request at a time. It stays in the list while it carries one and
 //!   is taken again once hyper reports it ready (the answer's body read to its end).
 //! - A request that a reused connection closed before sending (the upstream's keep-alive timeout
-//!   racing the request) is sent once more on a new connection, as hyper_util does.
+//!   racing the request) is sent once more on a new connection, as hyper_util does. One already
+//!   written when the close is found is not: a `tools/call` may have run, so the caller gets the
+//!   error.
 //! - Idle connections close after [`H1Pool::new`]'s `idle_timeout` (looked at every tenth of it
 //!   by a task that ends with the pool), and all of them once the pool is dropped: idle ones at
 //!   once, busy ones when their answer is done (hyper ends a connection whose sender is gone).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -53,6 +55,8 @@ pub(crate) struct H1Pool {
     sweeper: AtomicBool,
     /// The upstream's authority and its `Host` header value.
     host: OnceLock<(Authority, HeaderValue)>,
+    /// Requests sent once more because a reused connection closed before sending them.
+    retried: AtomicUsize,
 }
 
 impl H1Pool {
@@ -65,6 +69,7 @@ impl H1Pool {
             idle_timeout,
             sweeper: AtomicBool::new(false),
             host: OnceLock::new(),
+            retried: AtomicUsize::new(0),
         })
     }
 
@@ -82,7 +87,10 @@ impl H1Pool {
                 Ok(resp) => return Ok(resp),
                 Err(mut e) => match e.take_message() {
                     // Never written: the connection was closing. Once more on a new one.
-                    Some(back) => req = back,
+                    Some(back) => {
+                        self.retried.fetch_add(1, Ordering::Relaxed);
+                        req = back;
+                    }
                     None => return Err(e.into_error().into()),
                 },
             }
@@ -119,6 +127,12 @@ impl H1Pool {
         let absolute = std::mem::replace(req.uri_mut(), path);
         req.headers_mut().insert(HOST, host);
         Ok((absolute, req))
+    }
+
+    /// Requests sent once more on a new connection so far.
+    #[cfg(test)]
+    fn retried(&self) -> usize {
+        self.retried.load(Ordering::Relaxed)
     }
 
     /// Number of connections the pool holds (idle or busy).
@@ -202,7 +216,6 @@ mod tests {
     use super::*;
     use pf_testkit::http::read_message;
     use std::io::{BufReader, Write};
-    use std::sync::atomic::AtomicUsize;
 
     /// A keep-alive HTTP/1.1 server on loopback answering every request with its `Host` and
     /// request target; counts connections. `close_after`: it closes each connection after that
@@ -287,6 +300,73 @@ mod tests {
             assert!(text(&pool, &format!("{base}/x")).await.ends_with(" /x"));
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    }
+
+    /// The race the retry is for: the upstream closes a kept-alive connection, and the pool hands
+    /// it out before the connection's task has looked at the close. The close and a wake-up of
+    /// this test arrive in one poll of the runtime's I/O driver; the test (the runtime's main
+    /// future) runs first, takes the connection, which still looks ready, and only then does the
+    /// connection's task find the end of stream, with the request unsent.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_request_a_closing_connection_never_sent_goes_once_more_on_a_new_one() {
+        use std::sync::mpsc;
+        use tokio::io::AsyncReadExt;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let base = format!("http://{addr}");
+        let (close_tx, close_rx) = mpsc::channel::<()>();
+        let (closed_tx, closed_rx) = mpsc::channel::<()>();
+        let served = Arc::new(AtomicUsize::new(0));
+        let count = served.clone();
+        std::thread::spawn(move || {
+            // Counts a request before answering it, so the count is in by the time the answer is.
+            let answer = |stream: &std::net::TcpStream| -> bool {
+                let mut r = BufReader::new(stream);
+                let mut w = stream;
+                if !matches!(read_message(&mut r), Ok(Some(_))) {
+                    return false;
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .is_ok()
+            };
+            let mut incoming = listener.incoming().flatten();
+            let Some(mut signal) = incoming.next() else {
+                return;
+            };
+            // The first upstream connection: one answer (keep-alive), then, on cue, a byte on
+            // the signal connection and a close without notice, in that order.
+            let Some(stream) = incoming.next() else {
+                return;
+            };
+            answer(&stream);
+            let _ = close_rx.recv();
+            let _ = signal.write_all(b"!");
+            drop(stream);
+            let _ = closed_tx.send(());
+            // Later connections: answers until the client closes.
+            for stream in incoming {
+                while answer(&stream) {}
+            }
+        });
+        let mut signal = tokio::net::TcpStream::connect(addr).await.expect("signal");
+        let pool = pool(Duration::from_secs(90));
+        assert_eq!(text(&pool, &format!("{base}/a")).await, "ok");
+        close_tx.send(()).expect("server up");
+        closed_rx.recv().expect("closed");
+        // Both the byte and the close are here before the runtime polls its driver again.
+        std::thread::sleep(Duration::from_millis(20));
+        let mut byte = [0u8; 1];
+        signal.read_exact(&mut byte).await.expect("signal");
+        assert_eq!(text(&pool, &format!("{base}/b")).await, "ok");
+        assert_eq!(
+            pool.retried(),
+            1,
+            "taken from the pool, then sent on a new connection"
+        );
+        assert_eq!(served.load(Ordering::SeqCst), 2);
+        assert_eq!(text(&pool, &format!("{base}/c")).await, "ok");
+        assert_eq!(pool.retried(), 1, "the new connection is kept");
     }
 
     #[tokio::test]
