@@ -16,14 +16,18 @@
 //! - Idle connections close after [`H1Pool::new`]'s `idle_timeout` (looked at every tenth of it
 //!   by a task that ends with the pool), and all of them once the pool is dropped: idle ones at
 //!   once, busy ones when their answer is done (hyper ends a connection whose sender is gone).
+//! - An upstream that announces how long it keeps an idle connection (`Keep-Alive: timeout=N`,
+//!   as Node.js servers do, with 5 s) has its connections retired before then (a second before,
+//!   or at half of it if that is shorter): a request then never races the server's close, which
+//!   would fail it once written.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use axum::http::header::HOST;
 use axum::http::uri::Authority;
-use axum::http::{HeaderValue, Request, Response, Uri};
+use axum::http::{HeaderMap, HeaderValue, Request, Response, Uri};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -34,17 +38,64 @@ use tower_service::Service;
 /// Why a request could not be sent.
 pub(crate) type SendError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A connection and when it last took a request.
+/// A connection, when it last took a request, and how long the upstream keeps it idle.
 struct Conn {
     sender: SendRequest<Full<Bytes>>,
     used: Instant,
+    announced: Arc<Announced>,
 }
 
 impl Conn {
-    /// Closed, or idle for `idle_timeout` or longer.
+    /// Closed, or idle for `idle_timeout` (or the upstream's shorter reuse window) or longer.
     fn spent(&self, idle_timeout: Duration) -> bool {
-        self.sender.is_closed() || (self.sender.is_ready() && self.used.elapsed() >= idle_timeout)
+        self.sender.is_closed()
+            || (self.sender.is_ready()
+                && self.used.elapsed() >= self.announced.reuse_window(idle_timeout))
     }
+}
+
+/// The idle timeout an upstream announced for a connection (`Keep-Alive: timeout=N`), in
+/// seconds; `u64::MAX` until it announces one.
+struct Announced(AtomicU64);
+
+impl Announced {
+    fn new() -> Arc<Self> {
+        Arc::new(Announced(AtomicU64::new(u64::MAX)))
+    }
+
+    /// Notes the timeout `headers` announce, if they do.
+    fn note(&self, headers: &HeaderMap) {
+        if let Some(secs) = keep_alive_timeout(headers) {
+            self.0.store(secs, Ordering::Relaxed);
+        }
+    }
+
+    /// How long the connection may sit idle and still be reused: `idle_timeout`, or less when
+    /// the upstream closes it sooner.
+    fn reuse_window(&self, idle_timeout: Duration) -> Duration {
+        match self.0.load(Ordering::Relaxed) {
+            u64::MAX => idle_timeout,
+            secs => {
+                let announced = Duration::from_secs(secs);
+                let before = announced
+                    .saturating_sub(Duration::from_secs(1))
+                    .max(announced / 2);
+                before.min(idle_timeout)
+            }
+        }
+    }
+}
+
+/// The `timeout` parameter of a `Keep-Alive` header (RFC 2068 §19.7.1.1), in seconds.
+fn keep_alive_timeout(headers: &HeaderMap) -> Option<u64> {
+    let value = headers.get("keep-alive")?.to_str().ok()?;
+    value.split(',').find_map(|param| {
+        let (name, secs) = param.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("timeout") {
+            return None;
+        }
+        secs.trim().trim_matches('"').parse().ok()
+    })
 }
 
 /// HTTP/1.1 connections to one plain-http upstream.
@@ -80,11 +131,14 @@ impl H1Pool {
         req: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, SendError> {
         let (absolute, mut req) = self.origin_form(req)?;
-        if let Some(mut sender) = self.checkout() {
+        if let Some((mut sender, announced)) = self.checkout() {
             let sent = sender.try_send_request(req);
-            self.keep(sender);
+            self.keep(sender, announced.clone());
             match sent.await {
-                Ok(resp) => return Ok(resp),
+                Ok(resp) => {
+                    announced.note(resp.headers());
+                    return Ok(resp);
+                }
                 Err(mut e) => match e.take_message() {
                     // Never written: the connection was closing. Once more on a new one.
                     Some(back) => {
@@ -97,8 +151,11 @@ impl H1Pool {
         }
         let mut sender = self.connect(absolute).await?;
         let sent = sender.send_request(req);
-        self.keep(sender);
-        Ok(sent.await?)
+        let announced = Announced::new();
+        self.keep(sender, announced.clone());
+        let resp = sent.await?;
+        announced.note(resp.headers());
+        Ok(resp)
     }
 
     /// Turns an absolute-URI request into what HTTP/1.1 sends: the path in origin form and a
@@ -147,7 +204,7 @@ impl H1Pool {
 
     /// The most recently used connection ready for a request, if any; closed and expired ones
     /// are dropped on the way.
-    fn checkout(&self) -> Option<SendRequest<Full<Bytes>>> {
+    fn checkout(&self) -> Option<(SendRequest<Full<Bytes>>, Arc<Announced>)> {
         let mut conns = self.lock();
         let mut i = conns.len();
         while i > 0 {
@@ -158,17 +215,19 @@ impl H1Pool {
                 continue;
             }
             if c.sender.is_ready() {
-                return Some(conns.swap_remove(i).sender);
+                let c = conns.swap_remove(i);
+                return Some((c.sender, c.announced));
             }
         }
         None
     }
 
     /// Puts a connection that has just taken a request back in the list.
-    fn keep(&self, sender: SendRequest<Full<Bytes>>) {
+    fn keep(&self, sender: SendRequest<Full<Bytes>>, announced: Arc<Announced>) {
         self.lock().push(Conn {
             sender,
             used: Instant::now(),
+            announced,
         });
     }
 
@@ -221,6 +280,11 @@ mod tests {
     /// request target; counts connections. `close_after`: it closes each connection after that
     /// many answers, the last one saying so (`connection: close`).
     fn server(close_after: usize) -> (String, Arc<AtomicUsize>) {
+        server_with(close_after, "")
+    }
+
+    /// As [`server`], with `head` (header lines, each ending in CRLF) in every answer.
+    fn server_with(close_after: usize, head: &'static str) -> (String, Arc<AtomicUsize>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -244,7 +308,7 @@ mod tests {
                             ""
                         };
                         let head = format!(
-                            "HTTP/1.1 200 OK\r\n{close}content-length: {}\r\n\r\n",
+                            "HTTP/1.1 200 OK\r\n{head}{close}content-length: {}\r\n\r\n",
                             answer.len()
                         );
                         if w.write_all(head.as_bytes())
@@ -397,6 +461,62 @@ mod tests {
             accepted.load(Ordering::SeqCst),
             2,
             "a new connection after the timeout"
+        );
+    }
+
+    #[tokio::test]
+    async fn connections_are_retired_before_the_keep_alive_timeout_the_upstream_announces() {
+        let idle = Duration::from_millis(600);
+        // Announced 1 s: reused for half a second at most.
+        let (base, accepted) = server_with(usize::MAX, "keep-alive: timeout=1\r\n");
+        let short = pool(Duration::from_secs(90));
+        text(&short, &format!("{base}/k")).await;
+        text(&short, &format!("{base}/k")).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "reused while fresh");
+        tokio::time::sleep(idle).await;
+        text(&short, &format!("{base}/k")).await;
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "not reused after 600 ms"
+        );
+        // Announced 5 s (Node.js's default), or nothing announced: reused after the same wait.
+        for head in ["Keep-Alive: timeout=5, max=1000\r\n", ""] {
+            let (base, accepted) = server_with(usize::MAX, head);
+            let kept = pool(Duration::from_secs(90));
+            text(&kept, &format!("{base}/k")).await;
+            tokio::time::sleep(idle).await;
+            text(&kept, &format!("{base}/k")).await;
+            assert_eq!(accepted.load(Ordering::SeqCst), 1, "{head:?}");
+        }
+    }
+
+    #[test]
+    fn the_keep_alive_timeout_is_read_from_the_header_and_garbage_is_ignored() {
+        let timeout = |value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("keep-alive", HeaderValue::from_str(value).expect("value"));
+            keep_alive_timeout(&h)
+        };
+        assert_eq!(timeout("timeout=5"), Some(5));
+        assert_eq!(timeout("max=1000, Timeout = 30"), Some(30));
+        assert_eq!(timeout("timeout=\"7\""), Some(7));
+        assert_eq!(timeout("timeout=-1"), None);
+        assert_eq!(timeout("timeout=soon"), None);
+        assert_eq!(timeout("max=3"), None);
+        assert_eq!(keep_alive_timeout(&HeaderMap::new()), None);
+        let window = |secs: u64| {
+            let a = Announced::new();
+            a.0.store(secs, Ordering::Relaxed);
+            a.reuse_window(Duration::from_secs(90))
+        };
+        assert_eq!(window(5), Duration::from_secs(4));
+        assert_eq!(window(1), Duration::from_millis(500));
+        assert_eq!(window(0), Duration::ZERO);
+        assert_eq!(window(3600), Duration::from_secs(90), "never past our own");
+        assert_eq!(
+            Announced::new().reuse_window(Duration::from_secs(90)),
+            Duration::from_secs(90)
         );
     }
 
