@@ -5,6 +5,7 @@
 //! user's clone) the tests skip with a visible message; under CI (`CI=true`) absence is a failure.
 
 pub mod http;
+pub mod net;
 pub mod pki;
 
 use std::path::PathBuf;

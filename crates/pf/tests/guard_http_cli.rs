@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -17,6 +17,7 @@ mod common;
 
 use common::support_spec;
 use pf_testkit::http::read_message;
+use pf_testkit::net::{free_loopback_addr, wait_listening};
 
 /// An MCP server over Streamable HTTP (JSON answers) that answers every `tools/call` with a
 /// text block naming the tool and its `order_id`; counts the calls it is sent.
@@ -99,9 +100,7 @@ impl Client {
 /// `pf guard` proxying `upstream` on a free loopback port, on `threads` threads; the process
 /// and the address it serves once it accepts connections.
 fn start_guard(upstream: SocketAddr, log: &Path, threads: &str) -> (Child, SocketAddr) {
-    let free = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = free.local_addr().expect("addr");
-    drop(free);
+    let addr = free_loopback_addr();
     let child = Command::new(env!("CARGO_BIN_EXE_pf"))
         .args(["guard", "--spec"])
         .arg(support_spec())
@@ -113,14 +112,7 @@ fn start_guard(upstream: SocketAddr, log: &Path, threads: &str) -> (Child, Socke
         .stderr(Stdio::inherit())
         .spawn()
         .expect("pf guard starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "pf guard never listened on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_listening(addr, "pf guard", Duration::from_secs(30));
     (child, addr)
 }
 

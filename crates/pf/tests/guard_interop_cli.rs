@@ -1,9 +1,13 @@
-//! `pf guard` between two programs we did not write: the official MCP TypeScript SDK client and
-//! the reference filesystem server (both from npm, installed by `.ci/npm-mcp-servers` into the
+//! `pf guard` between programs we did not write: the official MCP TypeScript SDK client, over
+//! stdio in front of the reference filesystem server and over Streamable HTTP in front of the
+//! reference "everything" server (all from npm, installed by `.ci/npm-mcp-servers` into the
 //! directory `PF_TEST_MCP_SERVERS` names). Skips visibly when unset; fails under `CI=true`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use pf_testkit::net::{free_loopback_addr, wait_listening};
 
 use serde_json::{Value, json};
 
@@ -97,5 +101,142 @@ fn the_sdk_client_sees_only_what_the_spec_allows_from_the_filesystem_server() {
             ("write_file", "deny")
         ]
         .map(|(t, e)| (t.to_string(), e.to_string()))
+    );
+}
+
+/// A child process, killed when dropped: a failed assertion leaves no server running.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `(tool, effect)` of every record of `kind` in the decision log at `log`.
+fn decisions(log: &Path, kind: &str) -> Vec<(String, String)> {
+    std::fs::read_to_string(log)
+        .expect("log")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["kind"] == kind)
+        .map(|r| {
+            (
+                r["tool"].as_str().unwrap_or("").to_string(),
+                r["effect"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_sdk_client_over_streamable_http_sees_only_what_the_spec_allows_from_the_everything_server() {
+    let Some(servers) = servers_dir() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let upstream = free_loopback_addr();
+    let server = servers.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let _server = Running(
+        Command::new("node")
+            .arg(&server)
+            .arg("streamableHttp")
+            .env("PORT", upstream.port().to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node starts"),
+    );
+    wait_listening(upstream, "the everything server", Duration::from_secs(60));
+
+    // echo: allowed, a message of at most 200 characters, e-mail addresses redacted from what
+    // it returns; get-sum: allowed; every other tool of the server (get-env among them) is not.
+    let spec = dir.path().join("agent.yaml");
+    std::fs::write(
+        &spec,
+        "name: everything-client\nversion: 1.0.0\ncapabilities:\n  - name: echo\n    waiver: interop test\n    constraints:\n      args:\n        message: { max_length: 200 }\n      content_filter: { detectors: [email], action: redact }\n  - name: get-sum\n    waiver: interop test\n",
+    )
+    .expect("spec");
+    let log = dir.path().join("decisions.jsonl");
+    let listen = free_loopback_addr();
+    let mut guard = Running(
+        Command::new(env!("CARGO_BIN_EXE_pf"))
+            .args(["guard", "--spec"])
+            .arg(&spec)
+            .arg("--log")
+            .arg(&log)
+            .args(["--upstream", &format!("http://{upstream}/mcp")])
+            .args(["--listen", &listen.to_string()])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("pf guard starts"),
+    );
+    wait_listening(listen, "pf guard", Duration::from_secs(30));
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/sdk_http_client.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(&servers)
+        .arg(format!("http://{listen}/mcp"))
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "sdk client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("client prints JSON");
+
+    assert_eq!(
+        seen["session"],
+        json!(true),
+        "the server's session id: {seen}"
+    );
+    assert_eq!(seen["tools"], json!(["echo", "get-sum"]), "{seen}");
+    assert_eq!(seen["echo"]["isError"], json!(false), "{seen}");
+    assert_eq!(
+        seen["echo"]["text"], "Echo: hello through the guard",
+        "{seen}"
+    );
+    assert_eq!(seen["redacted"]["isError"], json!(false), "{seen}");
+    assert_eq!(
+        seen["redacted"]["text"], "Echo: write to [REDACTED:email] today",
+        "{seen}"
+    );
+    assert_eq!(seen["tooLong"]["isError"], json!(true), "{seen}");
+    assert_ne!(seen["tooLong"]["reasons"], json!([]), "{seen}");
+    assert_eq!(seen["sum"]["isError"], json!(false), "{seen}");
+    assert!(
+        seen["sum"]["text"].as_str().unwrap_or("").contains("42"),
+        "{seen}"
+    );
+    assert_eq!(seen["hiddenTool"]["isError"], json!(true), "{seen}");
+    assert_ne!(seen["hiddenTool"]["reasons"], json!([]), "{seen}");
+    let concurrent: Vec<String> = (0..8).map(|i| format!("Echo: call {i}")).collect();
+    assert_eq!(seen["concurrent"], json!(concurrent), "{seen}");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &guard.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = guard.0.wait().expect("guard exits");
+    assert!(status.success(), "{status:?}");
+
+    let calls = decisions(&log, "call");
+    let count = |tool: &str, effect: &str| {
+        calls
+            .iter()
+            .filter(|(t, e)| t == tool && e == effect)
+            .count()
+    };
+    assert_eq!(count("echo", "allow"), 10, "{calls:?}");
+    assert_eq!(count("echo", "deny"), 1, "{calls:?}");
+    assert_eq!(count("get-sum", "allow"), 1, "{calls:?}");
+    assert_eq!(count("get-env", "deny"), 1, "{calls:?}");
+    assert_eq!(calls.len(), 13, "{calls:?}");
+    let outputs = decisions(&log, "output");
+    assert!(
+        outputs.contains(&("echo".to_string(), "redact".to_string())),
+        "{outputs:?}"
     );
 }

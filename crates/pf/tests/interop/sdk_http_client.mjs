@@ -1,0 +1,43 @@
+// A real MCP client (the official TypeScript SDK's Client over its Streamable HTTP transport)
+// talking to `pf guard --upstream`, which fronts the reference "everything" server over
+// Streamable HTTP (its answers come as SSE streams). Used by tests/guard_interop_cli.rs.
+//
+// argv: <servers dir> <guard MCP URL>
+// Prints one JSON object with what the client saw.
+import { pathToFileURL } from "node:url";
+import path from "node:path";
+
+const [serversDir, url] = process.argv.slice(2);
+const sdk = (p) =>
+  import(pathToFileURL(path.join(serversDir, "node_modules/@modelcontextprotocol/sdk/dist/esm", p)).href);
+const { Client } = await sdk("client/index.js");
+const { StreamableHTTPClientTransport } = await sdk("client/streamableHttp.js");
+
+const transport = new StreamableHTTPClientTransport(new URL(url));
+const client = new Client({ name: "pf-interop-sdk-http-client", version: "1.0.0" });
+await client.connect(transport);
+
+const text = (r) => (r.content ?? []).filter((c) => c.type === "text").map((c) => c.text).join("");
+const call = async (name, args) => {
+  const r = await client.callTool({ name, arguments: args });
+  return { isError: r.isError === true, text: text(r), reasons: r._meta?.["provability-fabric/reasons"] ?? [] };
+};
+
+const out = {
+  session: typeof transport.sessionId === "string" && transport.sessionId.length > 0,
+  server: client.getServerVersion(),
+  tools: (await client.listTools()).tools.map((t) => t.name).sort(),
+  echo: await call("echo", { message: "hello through the guard" }),
+  redacted: await call("echo", { message: "write to ops@example.com today" }),
+  tooLong: await call("echo", { message: "x".repeat(300) }),
+  sum: await call("get-sum", { a: 2, b: 40 }),
+  hiddenTool: await call("get-env", {}),
+};
+// Several calls at once on one session: each answer must come back to its own request.
+const many = await Promise.all(
+  Array.from({ length: 8 }, (_, i) => call("echo", { message: `call ${i}` })),
+);
+out.concurrent = many.map((r) => r.text);
+await transport.terminateSession();
+await client.close();
+console.log(JSON.stringify(out));
