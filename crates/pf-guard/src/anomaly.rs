@@ -315,6 +315,16 @@ impl Detector {
         &self.baseline
     }
 
+    /// The baseline, to hand to another detector (see [`Detector::baseline`]).
+    pub(crate) fn baseline_mut(&mut self) -> &mut AgentBaseline {
+        &mut self.baseline
+    }
+
+    /// The baseline as learned, consuming the detector (see [`Detector::baseline`]).
+    pub fn into_baseline(self) -> AgentBaseline {
+        self.baseline
+    }
+
     /// Flags what is anomalous about a call to `tool` at `now`, without recording it.
     pub fn check(&mut self, tool: &str, now: Duration) -> Vec<Anomaly> {
         self.advance(now);

@@ -5,8 +5,15 @@
 //! detection", gives the format). It is learned offline by replaying the allowed calls of a
 //! JSON Lines decision log (what `pf guard --log` writes) through a [`Detector`] in learning
 //! mode, so an offline baseline means exactly what the same calls would teach a running guard.
+//!
+//! A running guard gives every session (an stdio process, an MCP or OpenAI session of the HTTP
+//! proxies) a detector of its own, and its records name the session (`session`). So learning
+//! replays each session on its own, from the baseline learned so far, once the session is over
+//! (no call of it for `session_gap_secs` of log time, or the log's end): calls of sessions that
+//! ran at the same time never mix into n-grams or window counts. Records without a session (logs
+//! of older guards) are replayed as one stream per agent, in log order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,6 +31,10 @@ pub const MAX_BASELINE_BYTES: u64 = 64 * 1024 * 1024;
 pub const MAX_LOG_LINE_BYTES: usize = 1024 * 1024;
 /// Most distinct agents learned from one log.
 pub const MAX_AGENTS: usize = 10_000;
+/// Most sessions in progress at once while learning (their calls wait in memory).
+pub const MAX_OPEN_SESSIONS: usize = 100_000;
+/// Most calls of sessions in progress held in memory at once while learning.
+pub const MAX_HELD_CALLS: usize = 50_000_000;
 
 /// Learned baselines of one or more agents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,6 +114,8 @@ pub struct LearnSummary {
     pub calls: usize,
     /// Agents with at least one allowed call.
     pub agents: usize,
+    /// Sessions replayed (records that name none count as one per agent).
+    pub sessions: usize,
 }
 
 impl Baseline {
@@ -219,7 +232,8 @@ impl Baseline {
     }
 
     /// Learns a baseline from a JSON Lines decision log: every `call` record with effect
-    /// `allow`, per agent, in log order, timed by `ts_ms`. Other records are skipped.
+    /// `allow`, per agent and session (module docs), timed by `ts_ms`. Other records are
+    /// skipped.
     pub fn learn_from_log(
         log: impl BufRead,
         path: &Path,
@@ -229,7 +243,7 @@ impl Baseline {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        let mut replay: BTreeMap<String, (Detector, u64, u64)> = BTreeMap::new();
+        let mut learner = Learner::new(params.clone());
         let mut summary = LearnSummary::default();
         let mut reader = log;
         let mut line = Vec::new();
@@ -272,26 +286,199 @@ impl Baseline {
                 .get("ts_ms")
                 .and_then(Value::as_u64)
                 .ok_or_else(|| bad("no integer field `ts_ms`".into()))?;
-            if !replay.contains_key(agent) && replay.len() >= MAX_AGENTS {
-                return Err(bad(format!("more than {MAX_AGENTS} agents")));
-            }
-            let (detector, first, last) = replay.entry(agent.to_string()).or_insert_with(|| {
-                let d = Detector::new(params.clone(), AgentBaseline::default(), Duration::MAX);
-                (d, ts, ts)
-            });
-            // Concurrent writers can interleave slightly out of order; time never runs back.
-            *last = (*last).max(ts);
-            let now = Duration::from_millis(*last - *first);
-            detector.record(tool, now);
+            let session = match record.get("session") {
+                None => None,
+                Some(Value::String(s)) => Some(s.as_str()),
+                Some(_) => return Err(bad("field `session` is not a string".into())),
+            };
+            learner.call(agent, session, tool, ts).map_err(bad)?;
             summary.calls += 1;
         }
-        summary.agents = replay.len();
+        let (agents, sessions) = learner.finish();
+        summary.agents = agents.len();
+        summary.sessions = sessions;
         let mut baseline = Baseline::new(params);
-        baseline.agents = replay
-            .into_iter()
-            .map(|(agent, (d, _, _))| (agent, d.baseline().clone()))
-            .collect();
+        baseline.agents = agents;
         Ok((baseline, summary))
+    }
+}
+
+/// The calls of a session in progress: `(ts_ms, tool)` in log order.
+struct Held {
+    calls: Vec<(u64, u32)>,
+    last_ts: u64,
+}
+
+/// One agent's learning.
+struct Agent {
+    /// The detector of the agent's calls that name no session; it also holds the agent's
+    /// baseline as learned so far, which each ended session's replay starts from.
+    keeper: Detector,
+    /// First and latest time (ms) of the calls that name no session, if there were any.
+    unnamed: Option<(u64, u64)>,
+}
+
+/// Replays allowed calls into per-agent baselines (see the module docs).
+struct Learner {
+    params: Params,
+    agents: BTreeMap<String, Agent>,
+    /// Sessions in progress, by agent and session id.
+    open: HashMap<(String, String), Held>,
+    /// Tool names of held calls, by index.
+    tools: Vec<String>,
+    tool_ids: HashMap<String, u32>,
+    held: usize,
+    /// The log time at which sessions are next looked at for their end.
+    sweep_at: u64,
+    replayed: usize,
+}
+
+impl Learner {
+    fn new(params: Params) -> Self {
+        Learner {
+            params,
+            agents: BTreeMap::new(),
+            open: HashMap::new(),
+            tools: Vec::new(),
+            tool_ids: HashMap::new(),
+            held: 0,
+            sweep_at: 0,
+            replayed: 0,
+        }
+    }
+
+    fn gap_ms(&self) -> u64 {
+        self.params.session_gap_secs.saturating_mul(1000)
+    }
+
+    /// One allowed call of `agent` at `ts` (ms), in `session` if the record names one.
+    fn call(
+        &mut self,
+        agent: &str,
+        session: Option<&str>,
+        tool: &str,
+        ts: u64,
+    ) -> Result<(), String> {
+        if !self.agents.contains_key(agent) {
+            if self.agents.len() >= MAX_AGENTS {
+                return Err(format!("more than {MAX_AGENTS} agents"));
+            }
+            let keeper =
+                Detector::new(self.params.clone(), AgentBaseline::default(), Duration::MAX);
+            let learning = Agent {
+                keeper,
+                unnamed: None,
+            };
+            self.agents.insert(agent.to_string(), learning);
+        }
+        match session {
+            None => {
+                let Some(learning) = self.agents.get_mut(agent) else {
+                    return Err(format!("agent `{agent}` vanished"));
+                };
+                let (first, last) = learning.unnamed.get_or_insert((ts, ts));
+                // Concurrent writers can interleave slightly out of order; time never runs back.
+                *last = (*last).max(ts);
+                let now = Duration::from_millis(*last - *first);
+                learning.keeper.record(tool, now);
+            }
+            Some(session) => self.hold(agent, session, tool, ts)?,
+        }
+        if ts >= self.sweep_at {
+            self.replay_ended(ts);
+            self.sweep_at = ts.saturating_add(self.gap_ms());
+        }
+        Ok(())
+    }
+
+    /// Keeps a call of a session in progress.
+    fn hold(&mut self, agent: &str, session: &str, tool: &str, ts: u64) -> Result<(), String> {
+        if self.held >= MAX_HELD_CALLS {
+            return Err(format!(
+                "more than {MAX_HELD_CALLS} calls of sessions in progress at once"
+            ));
+        }
+        let tool = match self.tool_ids.get(tool) {
+            Some(&id) => id,
+            None => {
+                let id = u32::try_from(self.tools.len()).map_err(|_| "too many tools")?;
+                self.tools.push(tool.to_string());
+                self.tool_ids.insert(tool.to_string(), id);
+                id
+            }
+        };
+        let key = (agent.to_string(), session.to_string());
+        if !self.open.contains_key(&key) && self.open.len() >= MAX_OPEN_SESSIONS {
+            return Err(format!(
+                "more than {MAX_OPEN_SESSIONS} sessions in progress at once"
+            ));
+        }
+        let held = self.open.entry(key).or_insert_with(|| Held {
+            calls: Vec::new(),
+            last_ts: ts,
+        });
+        held.last_ts = held.last_ts.max(ts);
+        held.calls.push((ts, tool));
+        self.held += 1;
+        Ok(())
+    }
+
+    /// Replays the sessions with no call in the last `session_gap_secs` before `now` (ms).
+    fn replay_ended(&mut self, now: u64) {
+        let gap = self.gap_ms();
+        let ended: Vec<(String, String)> = self
+            .open
+            .iter()
+            .filter(|(_, h)| h.last_ts.saturating_add(gap) < now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.replay(ended);
+    }
+
+    /// Replays `sessions`, earliest ended first, each from its agent's baseline so far.
+    fn replay(&mut self, sessions: Vec<(String, String)>) {
+        let mut ended: Vec<((String, String), Held)> = sessions
+            .into_iter()
+            .filter_map(|k| self.open.remove(&k).map(|h| (k, h)))
+            .collect();
+        ended.sort_by(|(ka, a), (kb, b)| a.last_ts.cmp(&b.last_ts).then_with(|| ka.cmp(kb)));
+        for ((agent, _), held) in ended {
+            self.held -= held.calls.len();
+            self.replayed += 1;
+            let Some(learning) = self.agents.get_mut(&agent) else {
+                continue;
+            };
+            let keeper = &mut learning.keeper;
+            let so_far = std::mem::take(keeper.baseline_mut());
+            let mut d = Detector::new(self.params.clone(), so_far, Duration::MAX);
+            let first = held.calls.first().map_or(0, |c| c.0);
+            let mut last = first;
+            for (ts, tool) in held.calls {
+                last = last.max(ts);
+                let name = self.tools.get(tool as usize).map_or("", String::as_str);
+                d.record(name, Duration::from_millis(last - first));
+            }
+            *keeper.baseline_mut() = d.into_baseline();
+        }
+    }
+
+    /// Replays every session still in progress; the agents' baselines and the number of
+    /// sessions replayed (a stream of records naming no session counts as one).
+    fn finish(mut self) -> (BTreeMap<String, AgentBaseline>, usize) {
+        let open: Vec<(String, String)> = self.open.keys().cloned().collect();
+        self.replay(open);
+        let mut sessions = self.replayed;
+        let agents = self
+            .agents
+            .into_iter()
+            .map(|(agent, learning)| {
+                if learning.unnamed.is_some() {
+                    sessions += 1;
+                }
+                (agent, learning.keeper.into_baseline())
+            })
+            .collect();
+        (agents, sessions)
     }
 }
 

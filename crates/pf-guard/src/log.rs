@@ -20,9 +20,12 @@ pub struct DecisionRecord {
     /// Milliseconds since the Unix epoch.
     pub ts_ms: u64,
     /// Agent name from the spec.
-    pub agent: String,
+    pub agent: Arc<str>,
+    /// The guard session (one agent conversation) that decided: a random id per session, so the
+    /// calls of sessions that share a log can be told apart.
+    pub session: Arc<str>,
     /// Canonical digest of the spec the policy was compiled from.
-    pub spec_digest: String,
+    pub spec_digest: Arc<str>,
     /// `call` (a tool call) or `output` (a tool result or model output).
     pub kind: &'static str,
     /// Tool name (`text_generation` for model output).
@@ -416,6 +419,7 @@ mod tests {
         DecisionRecord {
             ts_ms: i,
             agent: "a".into(),
+            session: "s".into(),
             spec_digest: "sha256:x".into(),
             kind: "call",
             tool: "t".into(),

@@ -21,7 +21,10 @@ pub struct PolicyEnforcer {
     policy: Arc<Policy>,
     state: SessionState,
     started: Instant,
-    spec_digest: String,
+    /// The agent, the session and the spec as every record names them (shared, not copied).
+    agent: Arc<str>,
+    session: Arc<str>,
+    spec_digest: Arc<str>,
     sink: Arc<dyn DecisionSink>,
     metrics: Arc<GuardMetrics>,
     committer: Committer,
@@ -52,10 +55,12 @@ impl PolicyEnforcer {
     ) -> Self {
         let state = policy.new_session();
         PolicyEnforcer {
+            agent: policy.agent().into(),
+            session: format!("{:016x}", rand::random::<u64>()).into(),
+            spec_digest: spec_digest.into(),
             policy,
             state,
             started: Instant::now(),
-            spec_digest,
             sink,
             metrics,
             committer,
@@ -82,6 +87,11 @@ impl PolicyEnforcer {
     /// The agent whose policy this enforces.
     pub fn agent(&self) -> &str {
         self.policy.agent()
+    }
+
+    /// The session id this enforcer's records carry.
+    pub fn session(&self) -> &str {
+        &self.session
     }
 
     /// The anomaly monitor, if any.
@@ -144,7 +154,8 @@ impl PolicyEnforcer {
     ) -> bool {
         let record = DecisionRecord {
             ts_ms: now_ms(),
-            agent: self.policy.agent().to_string(),
+            agent: self.agent.clone(),
+            session: self.session.clone(),
             spec_digest: self.spec_digest.clone(),
             kind,
             tool: tool.to_string(),

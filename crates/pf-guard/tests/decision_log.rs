@@ -66,7 +66,7 @@ fn mcp_calls_refused_before_the_policy_are_logged() {
     assert!(
         records
             .iter()
-            .all(|r| r.commitment.starts_with("sha256:") && r.spec_digest == "sha256:test")
+            .all(|r| r.commitment.starts_with("sha256:") && &*r.spec_digest == "sha256:test")
     );
     let denied = fixture
         .metrics
@@ -106,4 +106,27 @@ fn chat_calls_with_unparsable_or_missing_names_are_logged() {
             ),
         ]
     );
+}
+
+#[test]
+fn each_session_s_records_carry_its_own_session_id() {
+    let fixture = Fixture::new();
+    let enforcers = fixture.enforcers();
+    let mut first = McpSession::new(enforcers());
+    let mut second = McpSession::new(enforcers());
+    let call = |id| request(id, json!({"name": "no_such_tool", "arguments": {}}));
+    first.from_client(call(1));
+    second.from_client(call(1));
+    first.from_client(call(2));
+    let records = fixture.sink.records();
+    assert_eq!(records.len(), 3, "{records:?}");
+    let ids: Vec<&str> = records.iter().map(|r| &*r.session).collect();
+    assert_eq!(ids[0], ids[2], "one session, one id");
+    assert_ne!(ids[0], ids[1], "two sessions, two ids");
+    for id in ids {
+        assert!(
+            id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{id}"
+        );
+    }
 }

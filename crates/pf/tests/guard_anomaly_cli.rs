@@ -104,6 +104,11 @@ fn a_baseline_learned_from_the_log_lets_normal_calls_through_and_denies_new_sequ
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("learned 3 calls of 1 agent(s) in 1 session(s)"),
+        "{said}"
+    );
     let b: Value =
         serde_json::from_str(&std::fs::read_to_string(&baseline).expect("baseline")).expect("JSON");
     assert_eq!(b["format"], "pf-guard-baseline/1");

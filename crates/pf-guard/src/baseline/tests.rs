@@ -9,6 +9,15 @@ fn record(ts: u64, agent: &str, kind: &str, tool: &str, effect: &str) -> String 
     .to_string()
 }
 
+/// A call record as guards write them since records name their session.
+fn in_session(ts: u64, agent: &str, session: &str, tool: &str) -> String {
+    serde_json::json!({
+        "ts_ms": ts, "agent": agent, "session": session, "spec_digest": "sha256:x",
+        "kind": "call", "tool": tool, "effect": "allow", "reasons": [], "commitment": "sha256:y"
+    })
+    .to_string()
+}
+
 fn learn(lines: &[String]) -> Result<(Baseline, LearnSummary), BaselineError> {
     let text = lines.join("\n");
     Baseline::learn_from_log(text.as_bytes(), Path::new("log.jsonl"), Params::default())
@@ -30,7 +39,8 @@ fn learns_allowed_calls_per_agent_and_skips_the_rest() {
         LearnSummary {
             lines: 5,
             calls: 3,
-            agents: 2
+            agents: 2,
+            sessions: 2
         }
     );
     let a: Vec<_> = b.agents["a"].sequences.iter().cloned().collect();
@@ -156,4 +166,134 @@ fn invalid_baselines_are_rejected_with_where_and_why() {
         err.to_string(),
         "the baseline has no agent `zed` (it has: none)"
     );
+}
+
+fn gram(tools: [Option<&str>; 3]) -> Vec<Option<String>> {
+    tools.iter().map(|t| t.map(str::to_string)).collect()
+}
+
+#[test]
+fn sessions_that_ran_at_the_same_time_are_learned_apart() {
+    // Two sessions of one agent, their calls interleaved in the log.
+    let mut lines = Vec::new();
+    for (i, (a, b)) in [
+        ("search_kb", "lookup_order"),
+        ("send_email", "issue_refund"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ts = 1_000 + i as u64 * 100;
+        lines.push(in_session(ts, "agent", "s1", a));
+        lines.push(in_session(ts + 50, "agent", "s2", b));
+    }
+    let (b, summary) = learn(&lines).expect("learns");
+    assert_eq!(summary.sessions, 2);
+    assert_eq!(summary.calls, 4);
+    let learned: Vec<_> = b.agents["agent"].sequences.iter().cloned().collect();
+    let mut expected = vec![
+        gram([None, None, Some("search_kb")]),
+        gram([None, Some("search_kb"), Some("send_email")]),
+        gram([None, None, Some("lookup_order")]),
+        gram([None, Some("lookup_order"), Some("issue_refund")]),
+    ];
+    expected.sort();
+    assert_eq!(learned, expected, "no n-gram crosses sessions");
+
+    // The same records without session ids (an older guard's log) are one stream: n-grams
+    // that no session ever made.
+    let unnamed: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).expect("json");
+            v.as_object_mut().expect("object").remove("session");
+            v.to_string()
+        })
+        .collect();
+    let (mixed, summary) = learn(&unnamed).expect("learns");
+    assert_eq!(summary.sessions, 1);
+    assert!(mixed.agents["agent"].sequences.contains(&gram([
+        Some("search_kb"),
+        Some("lookup_order"),
+        Some("send_email")
+    ])));
+}
+
+#[test]
+fn a_session_teaches_what_it_teaches_a_running_guard() {
+    // One session of 90 calls over 60 s (six rate windows), beside a second agent's.
+    let tools = ["search_kb", "lookup_order", "send_email"];
+    let mut lines = Vec::new();
+    let mut d = Detector::new(Params::default(), AgentBaseline::default(), Duration::MAX);
+    for i in 0..90u64 {
+        let tool = tools[(i * i % 3) as usize];
+        lines.push(in_session(50_000 + i * 667, "a", "only", tool));
+        lines.push(in_session(50_100 + i * 667, "b", "other", "lookup_order"));
+        d.record(tool, Duration::from_millis(i * 667));
+    }
+    let (b, summary) = learn(&lines).expect("learns");
+    assert_eq!(summary.sessions, 2);
+    assert_eq!(&b.agents["a"], d.baseline());
+    assert!(b.agents["a"].rates["*"].windows >= 5, "{:?}", b.agents["a"]);
+}
+
+#[test]
+fn sessions_are_replayed_one_after_another_from_the_baseline_so_far() {
+    // Session s1 ends (no call for longer than session_gap_secs) before s2 starts; s3 runs
+    // until the log's end. Each starts from what the earlier ones taught.
+    let gap_ms = Params::default().session_gap_secs * 1000;
+    let mut lines = Vec::new();
+    let mut expected = Detector::new(Params::default(), AgentBaseline::default(), Duration::MAX);
+    for (session, start) in [
+        ("s1", 0),
+        ("s2", gap_ms + 60_000),
+        ("s3", 2 * gap_ms + 120_000),
+    ] {
+        let mut d = Detector::new(
+            Params::default(),
+            expected.baseline().clone(),
+            Duration::MAX,
+        );
+        for i in 0..40u64 {
+            let tool = ["x", "y"][(i % 2) as usize];
+            lines.push(in_session(start + i * 1_500, "a", session, tool));
+            d.record(tool, Duration::from_millis(i * 1_500));
+        }
+        expected = d;
+    }
+    let (b, summary) = learn(&lines).expect("learns");
+    assert_eq!(summary.sessions, 3);
+    assert_eq!(&b.agents["a"], expected.baseline());
+}
+
+#[test]
+fn a_session_that_is_not_a_string_is_an_error_with_its_line() {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&in_session(0, "a", "s", "x")).expect("json");
+    v["session"] = serde_json::json!(7);
+    let err = learn(&[in_session(0, "a", "s", "x"), v.to_string()]).expect_err("bad session");
+    assert_eq!(
+        err.to_string(),
+        "log.jsonl:2: field `session` is not a string"
+    );
+}
+
+#[test]
+fn an_ended_session_is_replayed_and_let_go_before_the_log_ends() {
+    let gap_ms = Params::default().session_gap_secs * 1000;
+    let mut learner = Learner::new(Params::default());
+    for i in 0..5 {
+        learner.call("a", Some("s1"), "x", i * 1000).expect("call");
+    }
+    learner.call("a", Some("s2"), "y", 10_000).expect("call");
+    assert_eq!((learner.open.len(), learner.held), (2, 6));
+    // s1's last call was more than session_gap_secs ago; s2's is not.
+    learner
+        .call("a", Some("s2"), "y", 4_000 + gap_ms + 1)
+        .expect("call");
+    assert_eq!((learner.open.len(), learner.held), (1, 2));
+    assert_eq!(learner.replayed, 1);
+    let (agents, sessions) = learner.finish();
+    assert_eq!(sessions, 2);
+    assert_eq!(agents["a"].sequences.len(), 5, "{:?}", agents["a"]);
 }

@@ -211,9 +211,10 @@ pub fn run_baseline(args: BaselineArgs) -> miette::Result<ExitCode> {
         .save(&args.out)
         .map_err(|e| miette::miette!("{e}"))?;
     eprintln!(
-        "learned {} calls of {} agent(s) from {} lines; wrote {}",
+        "learned {} calls of {} agent(s) in {} session(s) from {} lines; wrote {}",
         summary.calls,
         summary.agents,
+        summary.sessions,
         summary.lines,
         args.out.display()
     );
