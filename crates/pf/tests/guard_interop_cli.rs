@@ -149,11 +149,12 @@ fn the_sdk_client_over_streamable_http_sees_only_what_the_spec_allows_from_the_e
     wait_listening(upstream, "the everything server", Duration::from_secs(60));
 
     // echo: allowed, a message of at most 200 characters, e-mail addresses redacted from what
-    // it returns; get-sum: allowed; every other tool of the server (get-env among them) is not.
+    // it returns; get-sum and trigger-sampling-request: allowed; every other tool of the server
+    // (get-env among them) is not.
     let spec = dir.path().join("agent.yaml");
     std::fs::write(
         &spec,
-        "name: everything-client\nversion: 1.0.0\ncapabilities:\n  - name: echo\n    waiver: interop test\n    constraints:\n      args:\n        message: { max_length: 200 }\n      content_filter: { detectors: [email], action: redact }\n  - name: get-sum\n    waiver: interop test\n",
+        "name: everything-client\nversion: 1.0.0\ncapabilities:\n  - name: echo\n    waiver: interop test\n    constraints:\n      args:\n        message: { max_length: 200 }\n      content_filter: { detectors: [email], action: redact }\n  - name: get-sum\n    waiver: interop test\n  - name: trigger-sampling-request\n    waiver: interop test\n",
     )
     .expect("spec");
     let log = dir.path().join("decisions.jsonl");
@@ -191,7 +192,11 @@ fn the_sdk_client_over_streamable_http_sees_only_what_the_spec_allows_from_the_e
         json!(true),
         "the server's session id: {seen}"
     );
-    assert_eq!(seen["tools"], json!(["echo", "get-sum"]), "{seen}");
+    assert_eq!(
+        seen["tools"],
+        json!(["echo", "get-sum", "trigger-sampling-request"]),
+        "{seen}"
+    );
     assert_eq!(seen["echo"]["isError"], json!(false), "{seen}");
     assert_eq!(
         seen["echo"]["text"], "Echo: hello through the guard",
@@ -211,6 +216,20 @@ fn the_sdk_client_over_streamable_http_sees_only_what_the_spec_allows_from_the_e
     );
     assert_eq!(seen["hiddenTool"]["isError"], json!(true), "{seen}");
     assert_ne!(seen["hiddenTool"]["reasons"], json!([]), "{seen}");
+    // The server asked the client for a completion mid-call, through the guard, and returned it.
+    assert_eq!(
+        seen["sampled"],
+        json!(["Resource trigger-sampling-request context: say hi"]),
+        "{seen}"
+    );
+    assert_eq!(seen["sampling"]["isError"], json!(false), "{seen}");
+    assert!(
+        seen["sampling"]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("a sampled answer"),
+        "{seen}"
+    );
     let concurrent: Vec<String> = (0..8).map(|i| format!("Echo: call {i}")).collect();
     assert_eq!(seen["concurrent"], json!(concurrent), "{seen}");
 
@@ -233,7 +252,8 @@ fn the_sdk_client_over_streamable_http_sees_only_what_the_spec_allows_from_the_e
     assert_eq!(count("echo", "deny"), 1, "{calls:?}");
     assert_eq!(count("get-sum", "allow"), 1, "{calls:?}");
     assert_eq!(count("get-env", "deny"), 1, "{calls:?}");
-    assert_eq!(calls.len(), 13, "{calls:?}");
+    assert_eq!(count("trigger-sampling-request", "allow"), 1, "{calls:?}");
+    assert_eq!(calls.len(), 14, "{calls:?}");
     let outputs = decisions(&log, "output");
     assert!(
         outputs.contains(&("echo".to_string(), "redact".to_string())),

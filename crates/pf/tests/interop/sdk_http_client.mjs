@@ -1,6 +1,8 @@
 // A real MCP client (the official TypeScript SDK's Client over its Streamable HTTP transport)
 // talking to `pf guard --upstream`, which fronts the reference "everything" server over
-// Streamable HTTP (its answers come as SSE streams). Used by tests/guard_interop_cli.rs.
+// Streamable HTTP (its answers come as SSE streams). The client offers sampling, so a tool can
+// ask it for a completion in the middle of a call (a server-to-client request through the
+// guard). Used by tests/guard_interop_cli.rs.
 //
 // argv: <servers dir> <guard MCP URL>
 // Prints one JSON object with what the client saw.
@@ -12,9 +14,18 @@ const sdk = (p) =>
   import(pathToFileURL(path.join(serversDir, "node_modules/@modelcontextprotocol/sdk/dist/esm", p)).href);
 const { Client } = await sdk("client/index.js");
 const { StreamableHTTPClientTransport } = await sdk("client/streamableHttp.js");
+const { CreateMessageRequestSchema } = await sdk("types.js");
 
 const transport = new StreamableHTTPClientTransport(new URL(url));
-const client = new Client({ name: "pf-interop-sdk-http-client", version: "1.0.0" });
+const client = new Client(
+  { name: "pf-interop-sdk-http-client", version: "1.0.0" },
+  { capabilities: { sampling: {} } },
+);
+const sampled = [];
+client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
+  sampled.push(req.params.messages.map((m) => m.content.text).join(""));
+  return { role: "assistant", content: { type: "text", text: "a sampled answer" }, model: "test-model", stopReason: "endTurn" };
+});
 await client.connect(transport);
 
 const text = (r) => (r.content ?? []).filter((c) => c.type === "text").map((c) => c.text).join("");
@@ -32,7 +43,9 @@ const out = {
   tooLong: await call("echo", { message: "x".repeat(300) }),
   sum: await call("get-sum", { a: 2, b: 40 }),
   hiddenTool: await call("get-env", {}),
+  sampling: await call("trigger-sampling-request", { prompt: "say hi", maxTokens: 5 }),
 };
+out.sampled = sampled;
 // Several calls at once on one session: each answer must come back to its own request.
 const many = await Promise.all(
   Array.from({ length: 8 }, (_, i) => call("echo", { message: `call ${i}` })),
