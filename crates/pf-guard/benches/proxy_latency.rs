@@ -1,6 +1,8 @@
 //! Added latency of the Streamable HTTP MCP proxy: the same `tools/call` load sent straight to
 //! an upstream MCP endpoint and through `McpHttpProxy` (policy decision, result check, decision
 //! log to a JSON Lines file), at a fixed offered rate over keep-alive connections on loopback.
+//! Beside them, a TCP relay and a bare hyper forwarder; the direct phase runs first and again
+//! last, and added latency is against the lower of its two runs.
 //!
 //! Environment: `PF_BENCH_RATE` (requests/s, default 20000), `PF_BENCH_SECS` (per phase,
 //! default 5), `PF_BENCH_CONNS` (default 16), `PF_BENCH_SMOKE=1` (a second or two, for CI),
