@@ -3,6 +3,7 @@
 //! reference "everything" server (all from npm, installed by `.ci/npm-mcp-servers` into the
 //! directory `PF_TEST_MCP_SERVERS` names). Skips visibly when unset; fails under `CI=true`.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -10,6 +11,24 @@ use std::time::Duration;
 use pf_testkit::net::{free_loopback_addr, wait_listening};
 
 use serde_json::{Value, json};
+
+/// Runs the client script `name` (in tests/interop) with `args`; what it printed, as JSON.
+fn run_client(name: &str, args: &[&OsStr]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(name);
+    let out = Command::new("node")
+        .arg(&script)
+        .args(args)
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("client prints JSON")
+}
 
 fn servers_dir() -> Option<PathBuf> {
     match std::env::var("PF_TEST_MCP_SERVERS") {
@@ -48,22 +67,11 @@ fn the_sdk_client_sees_only_what_the_spec_allows_from_the_filesystem_server() {
     )
     .expect("spec");
     let log = dir.path().join("decisions.jsonl");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/sdk_client.mjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .arg(&servers)
-        .arg(env!("CARGO_BIN_EXE_pf"))
-        .arg(&spec)
-        .arg(&log)
-        .arg(&root)
-        .output()
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "sdk client failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let pf = Path::new(env!("CARGO_BIN_EXE_pf"));
+    let seen = run_client(
+        "sdk_client.mjs",
+        &[&servers, pf, &spec, &log, &root].map(Path::as_os_str),
     );
-    let seen: Value = serde_json::from_slice(&out.stdout).expect("client prints JSON");
 
     assert_eq!(seen["server"]["name"], "secure-filesystem-server", "{seen}");
     assert_eq!(seen["tools"], json!(["read_text_file"]), "{seen}");
@@ -81,18 +89,7 @@ fn the_sdk_client_sees_only_what_the_spec_allows_from_the_filesystem_server() {
     assert_eq!(seen["hiddenTool"]["isError"], json!(true), "{seen}");
     assert!(!root.join("public/pwned.txt").exists());
 
-    let decisions: Vec<(String, String)> = std::fs::read_to_string(&log)
-        .expect("log")
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|r| r["kind"] == "call")
-        .map(|r| {
-            (
-                r["tool"].as_str().unwrap_or("").to_string(),
-                r["effect"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
+    let decisions = decisions(&log, "call");
     assert_eq!(
         decisions,
         [
@@ -173,19 +170,11 @@ fn the_sdk_client_over_streamable_http_sees_only_what_the_spec_allows_from_the_e
     );
     wait_listening(listen, "pf guard", Duration::from_secs(30));
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/sdk_http_client.mjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .arg(&servers)
-        .arg(format!("http://{listen}/mcp"))
-        .output()
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "sdk client failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let url = format!("http://{listen}/mcp");
+    let seen = run_client(
+        "sdk_http_client.mjs",
+        &[servers.as_os_str(), OsStr::new(&url)],
     );
-    let seen: Value = serde_json::from_slice(&out.stdout).expect("client prints JSON");
 
     assert_eq!(
         seen["session"],

@@ -3,14 +3,12 @@
 //
 // argv: <servers dir> <pf binary> <spec> <decision log> <filesystem root>
 // Prints one JSON object with what the client saw.
-import { pathToFileURL } from "node:url";
 import path from "node:path";
+import { sdk, callTool } from "./sdk.mjs";
 
 const [serversDir, pf, spec, log, root] = process.argv.slice(2);
-const sdk = (p) =>
-  import(pathToFileURL(path.join(serversDir, "node_modules/@modelcontextprotocol/sdk/dist/esm", p)).href);
-const { Client } = await sdk("client/index.js");
-const { StdioClientTransport } = await sdk("client/stdio.js");
+const { Client } = await sdk(serversDir, "client/index.js");
+const { StdioClientTransport } = await sdk(serversDir, "client/stdio.js");
 
 const server = path.join(serversDir, "node_modules/@modelcontextprotocol/server-filesystem/dist/index.js");
 const transport = new StdioClientTransport({
@@ -21,11 +19,7 @@ const transport = new StdioClientTransport({
 const client = new Client({ name: "pf-interop-sdk-client", version: "1.0.0" });
 await client.connect(transport);
 
-const text = (r) => (r.content ?? []).filter((c) => c.type === "text").map((c) => c.text).join("");
-const call = async (name, args) => {
-  const r = await client.callTool({ name, arguments: args });
-  return { isError: r.isError === true, text: text(r), reasons: r._meta?.["provability-fabric/reasons"] ?? [] };
-};
+const call = (name, args) => callTool(client, name, args);
 
 const out = {
   server: client.getServerVersion(),

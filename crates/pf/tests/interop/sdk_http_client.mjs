@@ -6,15 +6,12 @@
 //
 // argv: <servers dir> <guard MCP URL>
 // Prints one JSON object with what the client saw.
-import { pathToFileURL } from "node:url";
-import path from "node:path";
+import { sdk, callTool } from "./sdk.mjs";
 
 const [serversDir, url] = process.argv.slice(2);
-const sdk = (p) =>
-  import(pathToFileURL(path.join(serversDir, "node_modules/@modelcontextprotocol/sdk/dist/esm", p)).href);
-const { Client } = await sdk("client/index.js");
-const { StreamableHTTPClientTransport } = await sdk("client/streamableHttp.js");
-const { CreateMessageRequestSchema } = await sdk("types.js");
+const { Client } = await sdk(serversDir, "client/index.js");
+const { StreamableHTTPClientTransport } = await sdk(serversDir, "client/streamableHttp.js");
+const { CreateMessageRequestSchema } = await sdk(serversDir, "types.js");
 
 const transport = new StreamableHTTPClientTransport(new URL(url));
 const client = new Client(
@@ -28,11 +25,7 @@ client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
 });
 await client.connect(transport);
 
-const text = (r) => (r.content ?? []).filter((c) => c.type === "text").map((c) => c.text).join("");
-const call = async (name, args) => {
-  const r = await client.callTool({ name, arguments: args });
-  return { isError: r.isError === true, text: text(r), reasons: r._meta?.["provability-fabric/reasons"] ?? [] };
-};
+const call = (name, args) => callTool(client, name, args);
 
 const out = {
   session: typeof transport.sessionId === "string" && transport.sessionId.length > 0,
