@@ -14,8 +14,9 @@
 //!   written when the close is found is not: a `tools/call` may have run, so the caller gets the
 //!   error.
 //! - Idle connections close after [`H1Pool::new`]'s `idle_timeout` (looked at every tenth of it
-//!   by a task that ends with the pool), and all of them once the pool is dropped: idle ones at
-//!   once, busy ones when their answer is done (hyper ends a connection whose sender is gone).
+//!   by a task that runs while the pool holds connections, so an idle guard has no timer
+//!   running), and all of them once the pool is dropped: idle ones at once, busy ones when their
+//!   answer is done (hyper ends a connection whose sender is gone).
 //! - An upstream that announces how long it keeps an idle connection (`Keep-Alive: timeout=N`,
 //!   as Node.js servers do, with 5 s) has its connections retired before then (a second before,
 //!   or at half of it if that is shorter): a request then never races the server's close, which
@@ -223,12 +224,16 @@ impl H1Pool {
     }
 
     /// Puts a connection that has just taken a request back in the list.
-    fn keep(&self, sender: SendRequest<Full<Bytes>>, announced: Arc<Announced>) {
+    fn keep(self: &Arc<Self>, sender: SendRequest<Full<Bytes>>, announced: Arc<Announced>) {
         self.lock().push(Conn {
             sender,
             used: Instant::now(),
             announced,
         });
+        // After the push: a sweeper that found the list empty has cleared the flag by now.
+        if !self.sweeper.load(Ordering::Acquire) {
+            self.start_sweeper();
+        }
     }
 
     /// Opens a connection to the host of `uri` and runs it on the current runtime.
@@ -241,13 +246,13 @@ impl H1Pool {
                 tracing::debug!(error = %e, "upstream connection ended with an error");
             }
         });
-        self.start_sweeper();
         Ok(sender)
     }
 
-    /// Starts, once, the task that closes idle connections; it ends with the pool.
+    /// Starts the task that closes idle connections, unless it runs; it ends with the pool, or
+    /// once the pool holds no connection.
     fn start_sweeper(self: &Arc<Self>) {
-        if self.sweeper.swap(true, Ordering::Relaxed) {
+        if self.sweeper.swap(true, Ordering::AcqRel) {
             return;
         }
         let pool: Weak<H1Pool> = Arc::downgrade(self);
@@ -258,15 +263,25 @@ impl H1Pool {
                 let Some(pool) = pool.upgrade() else {
                     return;
                 };
-                pool.sweep();
+                if !pool.sweep() {
+                    return;
+                }
             }
         });
     }
 
-    /// Drops closed connections and those idle for longer than the idle timeout.
-    fn sweep(&self) {
+    /// Drops closed connections and those idle for longer than the idle timeout; `false` (and
+    /// the sweeper's flag cleared, under the lock [`H1Pool::keep`] pushes under) when none is
+    /// left.
+    fn sweep(&self) -> bool {
         let timeout = self.idle_timeout;
-        self.lock().retain(|c| !c.spent(timeout));
+        let mut conns = self.lock();
+        conns.retain(|c| !c.spent(timeout));
+        if conns.is_empty() {
+            self.sweeper.store(false, Ordering::Release);
+            return false;
+        }
+        true
     }
 }
 
@@ -454,14 +469,22 @@ mod tests {
         let pool = pool(Duration::from_millis(200));
         text(&pool, &format!("{base}/i")).await;
         assert_eq!(pool.len(), 1);
+        assert!(pool.sweeper.load(Ordering::Acquire), "a sweeper runs");
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(pool.len(), 0, "the sweeper closed it");
+        assert!(
+            !pool.sweeper.load(Ordering::Acquire),
+            "and stopped: nothing is left to sweep"
+        );
         text(&pool, &format!("{base}/i")).await;
         assert_eq!(
             accepted.load(Ordering::SeqCst),
             2,
             "a new connection after the timeout"
         );
+        assert!(pool.sweeper.load(Ordering::Acquire), "a sweeper runs again");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(pool.len(), 0, "and closes the new connection in time");
     }
 
     #[tokio::test]

@@ -77,8 +77,16 @@ pub enum UpstreamHttp {
     H2c,
 }
 
-/// How long an idle upstream connection is kept open.
+/// How long an idle HTTPS or h2c upstream connection is kept open.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// How long an idle plain-http upstream connection is reused. Shorter than the idle timeouts of
+/// the servers a sidecar usually fronts (gunicorn 2 s, uvicorn and Node.js 5 s, the latter
+/// announced and honoured anyway, see [`crate::h1pool`]): a request sent on a connection the
+/// server is closing at that moment fails, and cannot be sent again (it may have run). Opening
+/// a loopback connection again costs far less than that failure; under load connections are
+/// never idle this long.
+const PLAIN_IDLE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// How long a connection pool serves new requests before it is replaced, unless told otherwise.
 pub const DEFAULT_MAX_CONN_AGE: Duration = Duration::from_secs(300);
@@ -185,7 +193,7 @@ impl Upstream {
             // Plain HTTP/1.1: our own pool, cheaper per request (crate::h1pool).
             Connections::Plain {
                 connector: tcp,
-                idle_timeout: IDLE_TIMEOUT,
+                idle_timeout: PLAIN_IDLE_TIMEOUT,
             }
         } else {
             let mut builder = Client::builder(TokioExecutor::new());
