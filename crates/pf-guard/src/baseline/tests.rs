@@ -297,3 +297,53 @@ fn an_ended_session_is_replayed_and_let_go_before_the_log_ends() {
     assert_eq!(sessions, 2);
     assert_eq!(agents["a"].sequences.len(), 5, "{:?}", agents["a"]);
 }
+
+/// Calls of up to four sessions: per session, (ms since the previous call, tool) pairs; times
+/// are coarse (whole seconds) so calls of different sessions often share a timestamp.
+fn sessions() -> impl proptest::strategy::Strategy<Value = Vec<Vec<(u64, u8)>>> {
+    use proptest::prelude::*;
+    proptest::collection::vec(proptest::collection::vec((0u64..40, 0u8..4), 1..30), 1..5)
+}
+
+proptest::proptest! {
+    /// The log order of calls that share a timestamp (writers racing) does not change what is
+    /// learned, and every allowed call is replayed.
+    #[test]
+    fn what_is_learned_does_not_depend_on_how_concurrent_sessions_interleave(
+        sessions in sessions(),
+        salt in proptest::prelude::any::<u64>(),
+    ) {
+        let tools = ["search_kb", "lookup_order", "send_email", "issue_refund"];
+        // (ts, session, position in session, tool)
+        let mut calls = Vec::new();
+        for (s, steps) in sessions.iter().enumerate() {
+            let mut ts = 0;
+            for (i, (secs, tool)) in steps.iter().enumerate() {
+                ts += secs * 1000;
+                calls.push((ts, s, i, tools[usize::from(*tool)]));
+            }
+        }
+        let log = |order: &[(u64, usize, usize, &str)]| -> Vec<String> {
+            order
+                .iter()
+                .map(|(ts, s, _, tool)| in_session(*ts, "a", &format!("s{s}"), tool))
+                .collect()
+        };
+        // In time order, ties broken one way, then another (a session's own calls keep their
+        // order: same time, earlier position first).
+        calls.sort_by_key(|c| (c.0, c.1, c.2));
+        let (first, one) = learn(&log(&calls)).expect("learns");
+        let mix = |c: &(u64, usize, usize, &str)| (c.1 as u64).wrapping_mul(salt | 1).rotate_left(17);
+        calls.sort_by_key(|c| (c.0, mix(c), c.2));
+        let (second, two) = learn(&log(&calls)).expect("learns");
+        proptest::prop_assert_eq!(first, second);
+        proptest::prop_assert_eq!(one.calls, calls.len());
+        proptest::prop_assert_eq!(one, two);
+    }
+
+    /// Any bytes: an error or a baseline, never a panic.
+    #[test]
+    fn arbitrary_log_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+        let _ = Baseline::learn_from_log(bytes.as_slice(), Path::new("log"), Params::default());
+    }
+}
