@@ -301,7 +301,6 @@ fn an_ended_session_is_replayed_and_let_go_before_the_log_ends() {
 /// Calls of up to four sessions: per session, (ms since the previous call, tool) pairs; times
 /// are coarse (whole seconds) so calls of different sessions often share a timestamp.
 fn sessions() -> impl proptest::strategy::Strategy<Value = Vec<Vec<(u64, u8)>>> {
-    use proptest::prelude::*;
     proptest::collection::vec(proptest::collection::vec((0u64..40, 0u8..4), 1..30), 1..5)
 }
 
