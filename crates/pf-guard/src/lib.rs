@@ -11,6 +11,7 @@ pub mod alert;
 pub mod anomaly;
 pub mod baseline;
 pub mod demo_tools;
+mod detach;
 pub mod enforcer;
 mod h1pool;
 pub mod http;

@@ -31,6 +31,7 @@ use hyper::body::Incoming;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::detach;
 use crate::enforcer::Enforcer;
 use crate::jsonrpc::{self, ErrorCode, Id, Message, error_response};
 use crate::lock::lock;
@@ -505,10 +506,13 @@ async fn handle<E: Enforcer + 'static>(
             "Origin not allowed",
         );
     }
+    // A client that leaves must not cut an exchange with the upstream short: the answer to a
+    // forwarded call is still read, checked and logged, and the call stops counting as in
+    // flight when the server is done with it.
     match *req.method() {
-        Method::POST => proxy.post(req).await,
+        Method::POST => detach::to_completion(proxy.post(req)).await,
         Method::GET => proxy.get(req).await,
-        Method::DELETE => proxy.delete(req).await,
+        Method::DELETE => detach::to_completion(proxy.delete(req)).await,
         _ => (
             StatusCode::METHOD_NOT_ALLOWED,
             [(ALLOW, "GET, POST, DELETE")],
@@ -532,7 +536,9 @@ fn route_from_server<E: Enforcer>(session: &mut McpSession<E>, value: Value) -> 
 }
 
 /// Relays an upstream event stream, routing every message in it; `first` are events of our own
-/// (local answers) sent before the upstream's.
+/// (local answers) sent before the upstream's. A client that goes away does not end the relay:
+/// the stream is read to its end (or its idle timeout) all the same, so every answer on it is
+/// checked and logged and its call stops counting as in flight, as if the client had stayed.
 fn relay_events<E: Enforcer + 'static>(
     session: Shared<E>,
     mut body: Incoming,
@@ -541,11 +547,11 @@ fn relay_events<E: Enforcer + 'static>(
 ) -> Body {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     tokio::spawn(async move {
+        // `None` once the client has gone.
+        let mut client = Some(tx);
         for v in first {
             let ev = sse::encode(&sse::data_event(json_string(&v)));
-            if tx.send(Ok(Bytes::from(ev))).await.is_err() {
-                return;
-            }
+            forward(&mut client, ev).await;
         }
         let mut parser = Parser::default();
         let mut events = Vec::new();
@@ -574,15 +580,23 @@ fn relay_events<E: Enforcer + 'static>(
                     continue;
                 };
                 crate::settle::in_background(&session);
-                if tx.send(Ok(Bytes::from(out))).await.is_err() {
-                    return; // the client went away
-                }
+                forward(&mut client, out).await;
             }
         }
     });
     Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }))
+}
+
+/// Sends an event to the client, unless it has gone (then `client` becomes `None`).
+async fn forward(client: &mut Option<mpsc::Sender<Result<Bytes, std::io::Error>>>, event: String) {
+    if let Some(tx) = client
+        && tx.send(Ok(Bytes::from(event))).await.is_err()
+    {
+        tracing::debug!("MCP client left an event stream; reading the rest of it");
+        *client = None;
+    }
 }
 
 fn route_event<E: Enforcer>(session: &Shared<E>, ev: Event) -> Option<String> {

@@ -1,0 +1,196 @@
+//! A client that goes away in the middle of a tool call: nothing is left waiting for an answer
+//! nobody reads. On an event stream the guard still reads the server's answer, checks and logs
+//! it; when the client leaves before a JSON answer, the call is given up. Either way it no
+//! longer counts as in flight.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use common::{Fixture, client, post_mcp, serve};
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use pf_guard::PolicyEnforcer;
+use pf_guard::log::{Committer, MemorySink};
+use pf_guard::mcp_http::{McpHttpConfig, McpHttpProxy};
+use pf_guard::metrics::GuardMetrics;
+use pf_guard::upstream::Upstream;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+/// Answers a `tools/call` with an event stream: a priming event at once; once `go` is
+/// notified, four progress notifications 50 ms apart, then the result (with a card number the
+/// spec redacts).
+async fn slow_server(State(go): State<Arc<Notify>>, body: Bytes) -> Response {
+    let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let id = msg["id"].clone();
+    let events = futures_util::stream::unfold(0u8, move |step| {
+        let (go, id) = (go.clone(), id.clone());
+        async move {
+            let event = match step {
+                0 => "id: e0\ndata:\n\n".to_string(),
+                1..=4 => {
+                    if step == 1 {
+                        go.notified().await;
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                        "params": {"progressToken": 1, "progress": step}});
+                    format!("id: e{step}\ndata: {progress}\n\n")
+                }
+                5 => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let answer = json!({"jsonrpc": "2.0", "id": id, "result": {"content": [
+                        {"type": "text", "text": "lookup_order done: card 4111 1111 1111 1111"}],
+                        "isError": false}});
+                    format!("id: e5\ndata: {answer}\n\n")
+                }
+                _ => return None,
+            };
+            Some((Ok::<_, std::io::Error>(Bytes::from(event)), step + 1))
+        }
+    });
+    (
+        [("content-type", "text/event-stream")],
+        Body::from_stream(events),
+    )
+        .into_response()
+}
+
+#[tokio::test]
+async fn a_result_whose_client_left_is_still_checked_logged_and_released() {
+    let go = Arc::new(Notify::new());
+    let upstream = serve(Router::new().fallback(slow_server).with_state(go.clone())).await;
+    let fixture = Fixture::new();
+    let proxy = McpHttpProxy::new(
+        Upstream::new(&format!("http://{upstream}/mcp"), Duration::from_secs(5)).expect("url"),
+        McpHttpConfig::default(),
+        fixture.enforcers(),
+    );
+    let guard = serve(proxy.router()).await;
+
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "lookup_order", "arguments": {"order_id": "ORD-000123"}}});
+    let req = Request::post(format!("http://{guard}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(Full::new(Bytes::from(call.to_string())))
+        .expect("request");
+    let resp = client().request(req).await.expect("answer head");
+    let mut body = resp.into_body();
+    let first = body.frame().await.expect("a frame").expect("frame");
+    assert!(first.is_data(), "the priming event");
+    // The client goes away before the answer; then the server goes on.
+    drop(body);
+    go.notify_one();
+
+    let output = async {
+        loop {
+            let records = fixture.sink.records();
+            if let Some(r) = records.iter().find(|r| r.kind == "output") {
+                return r.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let record = tokio::time::timeout(Duration::from_secs(10), output)
+        .await
+        .expect("the result is checked and logged although nobody reads it");
+    assert_eq!(record.tool, "lookup_order");
+    assert_eq!(record.effect, "redact", "{record:?}");
+    let calls: Vec<_> = fixture
+        .sink
+        .records()
+        .into_iter()
+        .filter(|r| r.kind == "call")
+        .collect();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+}
+
+/// Answers `tools/call`s with JSON: the first once `go` is notified, later ones at once.
+async fn held_server(
+    State(state): State<(Arc<Notify>, Arc<AtomicUsize>)>,
+    body: Bytes,
+) -> Response {
+    let (go, seen) = state;
+    let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+        go.notified().await;
+    }
+    let answer = json!({"jsonrpc": "2.0", "id": msg["id"], "result": {"content": [
+        {"type": "text", "text": "lookup_order done"}], "isError": false}});
+    ([("content-type", "application/json")], answer.to_string()).into_response()
+}
+
+/// The test spec with one `lookup_order` call in flight at a time.
+const ONE_AT_A_TIME: &str = r#"
+name: one-at-a-time
+version: 1.0.0
+capabilities:
+  - name: lookup_order
+    constraints:
+      max_concurrent: 1
+"#;
+
+#[tokio::test]
+async fn a_call_whose_client_left_before_a_json_answer_is_given_up() {
+    let go = Arc::new(Notify::new());
+    let seen = Arc::new(AtomicUsize::new(0));
+    let upstream = serve(
+        Router::new()
+            .fallback(held_server)
+            .with_state((go.clone(), seen.clone())),
+    )
+    .await;
+    let spec = pf_spec::parse_str("one.yaml", ONE_AT_A_TIME).expect("spec");
+    let policy = Arc::new(pf_policy::compile(&spec).expect("compiles").policy);
+    let sink = Arc::new(MemorySink::default());
+    let enforcers = {
+        let sink = sink.clone();
+        move || {
+            PolicyEnforcer::new(
+                policy.clone(),
+                "sha256:test".into(),
+                sink.clone(),
+                Arc::new(GuardMetrics::default()),
+                Committer::with_salt([1; 32]),
+            )
+        }
+    };
+    let proxy = McpHttpProxy::new(
+        Upstream::new(&format!("http://{upstream}/mcp"), Duration::from_secs(5)).expect("url"),
+        McpHttpConfig::default(),
+        enforcers,
+    );
+    let guard = serve(proxy.router()).await;
+    let call = |id: u64| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "lookup_order", "arguments": {}}})
+    };
+
+    // A client without a session id (all such share one guard session) sends a call and
+    // leaves while the server works on it.
+    let abandoned = tokio::spawn(async move { post_mcp(guard, &call(1)).await });
+    while seen.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    abandoned.abort();
+    let _ = abandoned.await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The server finishes the call.
+    go.notify_one();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The next call is not refused as a second call in flight.
+    let answer = post_mcp(guard, &call(2)).await.json();
+    assert_eq!(answer["result"]["isError"], json!(false), "{answer}");
+    assert_eq!(answer["result"]["content"][0]["text"], "lookup_order done");
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+}
