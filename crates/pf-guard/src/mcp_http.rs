@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -56,8 +56,12 @@ pub struct McpHttpConfig {
     pub max_body_bytes: usize,
     /// Longest silence on an upstream event stream before the guard closes it.
     pub idle_timeout: Duration,
-    /// Most concurrent MCP sessions; beyond it new sessions are refused (503).
+    /// Most concurrent MCP sessions; beyond it the least recently used session idle for
+    /// `max_session_idle` or longer makes room, and without one new sessions are refused (503).
     pub max_sessions: usize,
+    /// How long a session must have been idle before a new one may take its place (a client
+    /// that went away without `DELETE` leaves its session behind).
+    pub max_session_idle: Duration,
     /// `Origin` values accepted besides loopback ones (§2.0.1: servers must validate Origin).
     pub allowed_origins: Vec<String>,
     /// Trust the host's user requests (`x-pf-user-request`, `_meta`; see [`crate::user_turn`]).
@@ -70,6 +74,7 @@ impl Default for McpHttpConfig {
             max_body_bytes: jsonrpc::MAX_MESSAGE_BYTES,
             idle_timeout: Duration::from_secs(300),
             max_sessions: 10_000,
+            max_session_idle: Duration::from_secs(3600),
             allowed_origins: Vec::new(),
             trust_user_request: false,
         }
@@ -78,13 +83,19 @@ impl Default for McpHttpConfig {
 
 type Shared<E> = Arc<Mutex<McpSession<E>>>;
 
+/// A session the upstream issued, and when a request last named it.
+struct Entry<E> {
+    session: Shared<E>,
+    used: Instant,
+}
+
 /// The proxy: one upstream, one guard session per MCP session.
 pub struct McpHttpProxy<E> {
     upstream: Upstream,
     config: McpHttpConfig,
     new_enforcer: Box<dyn Fn() -> E + Send + Sync>,
     anonymous: Shared<E>,
-    sessions: Mutex<HashMap<String, Shared<E>>>,
+    sessions: Mutex<HashMap<String, Entry<E>>>,
 }
 
 const FORWARD_REQUEST: [HeaderName; 6] = [
@@ -137,7 +148,10 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
             None => Some(self.anonymous.clone()),
             Some(v) => {
                 let id = v.to_str().ok()?;
-                lock(&self.sessions).get(id).cloned()
+                let mut sessions = lock(&self.sessions);
+                let entry = sessions.get_mut(id)?;
+                entry.used = Instant::now();
+                Some(entry.session.clone())
             }
         }
     }
@@ -159,18 +173,27 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
         if sessions.contains_key(id) {
             return None;
         }
-        if sessions.len() >= self.config.max_sessions {
+        if sessions.len() >= self.config.max_sessions
+            && !evict_idle(&mut sessions, self.config.max_session_idle)
+        {
+            let msg = format!(
+                "guard: too many MCP sessions, none idle for {:?}; end one with DELETE first",
+                self.config.max_session_idle
+            );
             return Some(rpc_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 None,
                 ErrorCode::InternalError,
-                "guard: too many MCP sessions; end one with DELETE first",
+                &msg,
             ));
         }
         let session = McpSession::new((self.new_enforcer)())
             .with_trusted_user_request(self.config.trust_user_request);
-        let session = Arc::new(Mutex::new(session));
-        sessions.insert(id.to_string(), session);
+        let entry = Entry {
+            session: Arc::new(Mutex::new(session)),
+            used: Instant::now(),
+        };
+        sessions.insert(id.to_string(), entry);
         None
     }
 
@@ -492,6 +515,24 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
         self.fail_pending(session, sent);
         bad_gateway(single(sent), e)
     }
+}
+
+/// Drops the least recently used session if it has been idle for `idle` or longer; whether one
+/// was dropped. Its client, if it comes back, gets 404 and starts a new session (§2.5.3).
+fn evict_idle<E>(sessions: &mut HashMap<String, Entry<E>>, idle: Duration) -> bool {
+    let Some((id, used)) = sessions
+        .iter()
+        .min_by_key(|(_, e)| e.used)
+        .map(|(id, e)| (id.clone(), e.used))
+    else {
+        return false;
+    };
+    if used.elapsed() < idle {
+        return false;
+    }
+    sessions.remove(&id);
+    tracing::info!(idle = ?used.elapsed(), "evicted the least recently used MCP session to make room");
+    true
 }
 
 async fn handle<E: Enforcer + 'static>(

@@ -185,6 +185,10 @@ struct Harness {
 }
 
 async fn harness(sse: bool) -> Harness {
+    harness_with(sse, McpHttpConfig::default()).await
+}
+
+async fn harness_with(sse: bool, config: McpHttpConfig) -> Harness {
     let server: Shared = Arc::new(Mutex::new(ServerState {
         sse,
         ..ServerState::default()
@@ -195,13 +199,13 @@ async fn harness(sse: bool) -> Harness {
             .with_state(server.clone()),
     )
     .await;
-    harness_to(&format!("http://{upstream_addr}/mcp"), server).await
+    harness_to(&format!("http://{upstream_addr}/mcp"), server, config).await
 }
 
-async fn harness_to(upstream: &str, server: Shared) -> Harness {
+async fn harness_to(upstream: &str, server: Shared, config: McpHttpConfig) -> Harness {
     let fixture = Fixture::new();
     let upstream = Upstream::new(upstream, Duration::from_secs(5)).expect("upstream url");
-    let proxy = McpHttpProxy::new(upstream, McpHttpConfig::default(), fixture.enforcers());
+    let proxy = McpHttpProxy::new(upstream, config, fixture.enforcers());
     let addr = serve(proxy.clone().router()).await;
     Harness {
         url: format!("http://{addr}/mcp"),
@@ -461,6 +465,39 @@ async fn session_and_protocol_headers_pass_through_and_delete_ends_the_session()
 }
 
 #[tokio::test]
+async fn a_full_guard_makes_room_by_dropping_a_long_idle_session_only() {
+    let config = McpHttpConfig {
+        max_sessions: 2,
+        max_session_idle: Duration::from_millis(300),
+        ..McpHttpConfig::default()
+    };
+    let h = harness_with(false, config).await;
+    let list = |id: u64| json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"});
+    let a = h.initialize().await;
+    let b = h.initialize().await;
+    // Full, and nobody idle long enough: a third session is refused.
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let refused = send(Method::POST, &h.url, &[ACCEPT, CT], init.to_string()).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        refused.text().contains("none idle for"),
+        "{}",
+        refused.text()
+    );
+    // A goes quiet (its client left without DELETE); B stays in use.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    h.request(&b, list(1)).await;
+    let c = h.initialize().await;
+    assert_eq!(h.proxy.session_count(), 2);
+    // A made room: the guard no longer knows it (404 tells its client to start again); B and C
+    // go on.
+    assert_eq!(h.post(&a, list(2)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(tool_names(&h.request(&b, list(3)).await).len(), 3);
+    assert_eq!(tool_names(&h.request(&c, list(4)).await).len(), 3);
+}
+
+#[tokio::test]
 async fn malformed_bodies_get_http_400_with_json_rpc_errors() {
     let h = harness(false).await;
     let s = h.initialize().await;
@@ -523,7 +560,12 @@ async fn batches_mix_local_denials_with_server_answers() {
 #[tokio::test]
 async fn upstream_down_gives_502_with_the_request_id() {
     let dead = dead_addr().await;
-    let h = harness_to(&format!("http://{dead}/mcp"), Arc::default()).await;
+    let h = harness_to(
+        &format!("http://{dead}/mcp"),
+        Arc::default(),
+        McpHttpConfig::default(),
+    )
+    .await;
     let r = send(
         Method::POST,
         &h.url,

@@ -85,6 +85,10 @@ pub struct Args {
     /// Most concurrent guard sessions (MCP sessions or conversations).
     #[arg(long, default_value_t = 10_000, requires = "upstream")]
     max_sessions: usize,
+    /// MCP: seconds a session must have been idle before a new one may take its place once
+    /// `--max-sessions` are open.
+    #[arg(long, value_name = "SECS", default_value_t = 3600, requires = "upstream")]
+    max_session_idle: u64,
     /// Browser `Origin` allowed to use the MCP proxy besides loopback ones (repeatable).
     #[arg(long, requires = "upstream")]
     allow_origin: Vec<String>,
@@ -326,6 +330,7 @@ async fn serve_http(
         let mut config = McpHttpConfig {
             idle_timeout: timeout,
             max_sessions: args.max_sessions,
+            max_session_idle: Duration::from_secs(args.max_session_idle),
             allowed_origins: args.allow_origin.clone(),
             trust_user_request: args.trust_user_request,
             ..McpHttpConfig::default()
