@@ -380,7 +380,11 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
             return self.pass_through(status, out_headers, rbody).await;
         }
         if is_content_type(&rparts.headers, "text/event-stream") {
-            let body = relay_events(session, rbody, local, self.config.idle_timeout);
+            // Only a session's streams can be resumed (a GET naming the session).
+            let named = parts.headers.contains_key(SESSION_HEADER)
+                || rparts.headers.contains_key(SESSION_HEADER);
+            let answering = Answering { sent, named };
+            let body = relay_events(session, rbody, local, answering, self.config.idle_timeout);
             return (status, out_headers, body).into_response();
         }
         if !is_content_type(&rparts.headers, "application/json") {
@@ -449,7 +453,11 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
         let (rparts, rbody) = resp.into_parts();
         let out_headers = pick_headers(&rparts.headers, &FORWARD_RESPONSE);
         if rparts.status.is_success() && is_content_type(&rparts.headers, "text/event-stream") {
-            let body = relay_events(session, rbody, Vec::new(), self.config.idle_timeout);
+            let none = Answering {
+                sent: Vec::new(),
+                named: true,
+            };
+            let body = relay_events(session, rbody, Vec::new(), none, self.config.idle_timeout);
             return (rparts.status, out_headers, body).into_response();
         }
         if rparts.status == StatusCode::NOT_FOUND {
@@ -576,14 +584,24 @@ fn route_from_server<E: Enforcer>(session: &mut McpSession<E>, value: Value) -> 
     }
 }
 
+/// The requests an event stream is to answer, and whether it belongs to a named session.
+struct Answering {
+    sent: Vec<Sent>,
+    named: bool,
+}
+
 /// Relays an upstream event stream, routing every message in it; `first` are events of our own
 /// (local answers) sent before the upstream's. A client that goes away does not end the relay:
 /// the stream is read to its end (or its idle timeout) all the same, so every answer on it is
 /// checked and logged and its call stops counting as in flight, as if the client had stayed.
+/// A stream that ends without answering `answering.sent` and cannot be resumed (no event ids, or
+/// no session to resume it in) gives up on them: each gets an error event, and a call stops
+/// counting as in flight.
 fn relay_events<E: Enforcer + 'static>(
     session: Shared<E>,
     mut body: Incoming,
     first: Vec<Value>,
+    answering: Answering,
     idle: Duration,
 ) -> Body {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
@@ -596,6 +614,7 @@ fn relay_events<E: Enforcer + 'static>(
         }
         let mut parser = Parser::default();
         let mut events = Vec::new();
+        let mut resumable = false;
         loop {
             let frame = match tokio::time::timeout(idle, body.frame()).await {
                 Err(_) => {
@@ -617,6 +636,7 @@ fn relay_events<E: Enforcer + 'static>(
                 break;
             }
             for ev in events.drain(..) {
+                resumable |= answering.named && ev.id.as_deref().is_some_and(|id| !id.is_empty());
                 let Some(out) = route_event(&session, ev) else {
                     continue;
                 };
@@ -624,10 +644,42 @@ fn relay_events<E: Enforcer + 'static>(
                 forward(&mut client, out).await;
             }
         }
+        if !resumable {
+            for error in unanswered(&session, &answering.sent) {
+                let ev = sse::encode(&sse::data_event(json_string(&error)));
+                forward(&mut client, ev).await;
+            }
+        }
     });
     Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }))
+}
+
+/// Gives up on the requests in `sent` still awaited: each stops counting as in flight, and the
+/// errors to send their clients instead of answers.
+fn unanswered<E: Enforcer>(session: &Shared<E>, sent: &[Sent]) -> Vec<Value> {
+    let mut s = lock(session);
+    let mut errors = Vec::new();
+    for r in sent {
+        if !s.awaits(&r.ours) {
+            continue;
+        }
+        s.server_failed(&r.ours);
+        errors.push(error_response(
+            Some(&r.client),
+            ErrorCode::InternalError,
+            "upstream ended the event stream without answering this request",
+            None,
+        ));
+    }
+    if !errors.is_empty() {
+        tracing::warn!(
+            requests = errors.len(),
+            "MCP upstream ended an event stream it cannot resume without answering"
+        );
+    }
+    errors
 }
 
 /// Sends an event to the client, unless it has gone (then `client` becomes `None`).

@@ -1,7 +1,8 @@
-//! A client that goes away in the middle of a tool call: nothing is left waiting for an answer
-//! nobody reads. On an event stream the guard still reads the server's answer, checks and logs
-//! it; when the client leaves before a JSON answer, the call is given up. Either way it no
-//! longer counts as in flight.
+//! Calls abandoned halfway leave nothing waiting for an answer nobody reads. A client that goes
+//! away: the guard still reads the server's answer (on an event stream or as JSON), checks and
+//! logs it, and the call stops counting as in flight when the server is done. A server that
+//! ends an event stream it cannot resume without answering: the client gets an error, and the
+//! call stops counting as in flight.
 
 mod common;
 
@@ -13,7 +14,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use common::{Fixture, client, post_mcp, serve};
+use common::{Fixture, client, post_mcp, serve, sse_data};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use pf_guard::PolicyEnforcer;
@@ -139,8 +140,36 @@ capabilities:
       max_concurrent: 1
 "#;
 
+/// A proxy enforcing [`ONE_AT_A_TIME`] in front of `upstream`, logging to `sink`.
+fn one_at_a_time(
+    upstream: std::net::SocketAddr,
+    sink: Arc<MemorySink>,
+) -> Arc<McpHttpProxy<PolicyEnforcer>> {
+    let spec = pf_spec::parse_str("one.yaml", ONE_AT_A_TIME).expect("spec");
+    let policy = Arc::new(pf_policy::compile(&spec).expect("compiles").policy);
+    let enforcers = move || {
+        PolicyEnforcer::new(
+            policy.clone(),
+            "sha256:test".into(),
+            sink.clone(),
+            Arc::new(GuardMetrics::default()),
+            Committer::with_salt([1; 32]),
+        )
+    };
+    McpHttpProxy::new(
+        Upstream::new(&format!("http://{upstream}/mcp"), Duration::from_secs(5)).expect("url"),
+        McpHttpConfig::default(),
+        enforcers,
+    )
+}
+
+fn lookup(id: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "lookup_order", "arguments": {}}})
+}
+
 #[tokio::test]
-async fn a_call_whose_client_left_before_a_json_answer_is_given_up() {
+async fn a_call_whose_client_left_before_a_json_answer_is_finished_without_it() {
     let go = Arc::new(Notify::new());
     let seen = Arc::new(AtomicUsize::new(0));
     let upstream = serve(
@@ -149,35 +178,12 @@ async fn a_call_whose_client_left_before_a_json_answer_is_given_up() {
             .with_state((go.clone(), seen.clone())),
     )
     .await;
-    let spec = pf_spec::parse_str("one.yaml", ONE_AT_A_TIME).expect("spec");
-    let policy = Arc::new(pf_policy::compile(&spec).expect("compiles").policy);
     let sink = Arc::new(MemorySink::default());
-    let enforcers = {
-        let sink = sink.clone();
-        move || {
-            PolicyEnforcer::new(
-                policy.clone(),
-                "sha256:test".into(),
-                sink.clone(),
-                Arc::new(GuardMetrics::default()),
-                Committer::with_salt([1; 32]),
-            )
-        }
-    };
-    let proxy = McpHttpProxy::new(
-        Upstream::new(&format!("http://{upstream}/mcp"), Duration::from_secs(5)).expect("url"),
-        McpHttpConfig::default(),
-        enforcers,
-    );
-    let guard = serve(proxy.router()).await;
-    let call = |id: u64| {
-        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-            "params": {"name": "lookup_order", "arguments": {}}})
-    };
+    let guard = serve(one_at_a_time(upstream, sink.clone()).router()).await;
 
     // A client without a session id (all such share one guard session) sends a call and
     // leaves while the server works on it.
-    let abandoned = tokio::spawn(async move { post_mcp(guard, &call(1)).await });
+    let abandoned = tokio::spawn(async move { post_mcp(guard, &lookup(1)).await });
     while seen.load(Ordering::SeqCst) == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -189,8 +195,52 @@ async fn a_call_whose_client_left_before_a_json_answer_is_given_up() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // The next call is not refused as a second call in flight.
-    let answer = post_mcp(guard, &call(2)).await.json();
+    let answer = post_mcp(guard, &lookup(2)).await.json();
     assert_eq!(answer["result"]["isError"], json!(false), "{answer}");
     assert_eq!(answer["result"]["content"][0]["text"], "lookup_order done");
     assert_eq!(seen.load(Ordering::SeqCst), 2);
+    // The first call's answer was checked and logged although its client had left.
+    let outputs = sink.records().iter().filter(|r| r.kind == "output").count();
+    assert_eq!(outputs, 2);
+}
+
+/// Answers the first `tools/call` with an event stream that ends after a progress notification
+/// (no event ids: it cannot be resumed), later ones with JSON.
+async fn quitting_server(State(seen): State<Arc<AtomicUsize>>, body: Bytes) -> Response {
+    let msg: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+        let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress",
+            "params": {"progressToken": 1, "progress": 1}});
+        return (
+            [("content-type", "text/event-stream")],
+            format!("data: {progress}\n\n"),
+        )
+            .into_response();
+    }
+    let answer = json!({"jsonrpc": "2.0", "id": msg["id"], "result": {"content": [
+        {"type": "text", "text": "lookup_order done"}], "isError": false}});
+    ([("content-type", "application/json")], answer.to_string()).into_response()
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_unanswered_and_cannot_resume_gives_an_error_and_frees_the_call() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let upstream = serve(
+        Router::new()
+            .fallback(quitting_server)
+            .with_state(seen.clone()),
+    )
+    .await;
+    let sink = Arc::new(MemorySink::default());
+    let guard = serve(one_at_a_time(upstream, sink).router()).await;
+
+    let r = post_mcp(guard, &lookup(1)).await;
+    let events = sse_data(&r.body);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["method"], "notifications/progress");
+    assert_eq!(events[1]["id"], json!(1), "the client's own id");
+    assert_eq!(events[1]["error"]["code"], json!(-32603));
+    // The call no longer counts as in flight.
+    let answer = post_mcp(guard, &lookup(2)).await.json();
+    assert_eq!(answer["result"]["isError"], json!(false), "{answer}");
 }

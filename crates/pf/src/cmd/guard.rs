@@ -87,7 +87,12 @@ pub struct Args {
     max_sessions: usize,
     /// MCP: seconds a session must have been idle before a new one may take its place once
     /// `--max-sessions` are open.
-    #[arg(long, value_name = "SECS", default_value_t = 3600, requires = "upstream")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 3600,
+        requires = "upstream"
+    )]
     max_session_idle: u64,
     /// Browser `Origin` allowed to use the MCP proxy besides loopback ones (repeatable).
     #[arg(long, requires = "upstream")]
