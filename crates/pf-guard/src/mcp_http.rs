@@ -591,9 +591,10 @@ struct Answering {
 }
 
 /// Relays an upstream event stream, routing every message in it; `first` are events of our own
-/// (local answers) sent before the upstream's. A client that goes away does not end the relay:
-/// the stream is read to its end (or its idle timeout) all the same, so every answer on it is
-/// checked and logged and its call stops counting as in flight, as if the client had stayed.
+/// (local answers) sent before the upstream's. A client that goes away ends the relay only once
+/// no request in `answering.sent` awaits its answer: until then the stream is read as if the
+/// client had stayed (to its end, or its idle timeout), so every answer on it is checked and
+/// logged and its call stops counting as in flight when the server is done.
 /// A stream that ends without answering `answering.sent` and cannot be resumed (no event ids, or
 /// no session to resume it in) gives up on them: each gets an error event, and a call stops
 /// counting as in flight.
@@ -616,7 +617,19 @@ fn relay_events<E: Enforcer + 'static>(
         let mut events = Vec::new();
         let mut resumable = false;
         loop {
-            let frame = match tokio::time::timeout(idle, body.frame()).await {
+            // A client that leaves is noticed at once, not only at the next event sent to it.
+            let next = tokio::select! {
+                next = tokio::time::timeout(idle, body.frame()) => next,
+                () = gone(&client) => {
+                    tracing::debug!("MCP client left an event stream");
+                    client = None;
+                    if awaited(&session, &answering.sent) {
+                        continue;
+                    }
+                    break; // nobody reads on, and nothing is awaited
+                }
+            };
+            let frame = match next {
                 Err(_) => {
                     tracing::warn!(?idle, "MCP upstream event stream idle; closing it");
                     break;
@@ -643,6 +656,9 @@ fn relay_events<E: Enforcer + 'static>(
                 crate::settle::in_background(&session);
                 forward(&mut client, out).await;
             }
+            if client.is_none() && !awaited(&session, &answering.sent) {
+                break; // nobody reads on, and nothing is awaited
+            }
         }
         if !resumable {
             for error in unanswered(&session, &answering.sent) {
@@ -654,6 +670,14 @@ fn relay_events<E: Enforcer + 'static>(
     Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }))
+}
+
+/// Whether any request in `sent` still awaits its answer.
+fn awaited<E: Enforcer>(session: &Shared<E>, sent: &[Sent]) -> bool {
+    !sent.is_empty() && {
+        let s = lock(session);
+        sent.iter().any(|r| s.awaits(&r.ours))
+    }
 }
 
 /// Gives up on the requests in `sent` still awaited: each stops counting as in flight, and the
@@ -680,6 +704,14 @@ fn unanswered<E: Enforcer>(session: &Shared<E>, sent: &[Sent]) -> Vec<Value> {
         );
     }
     errors
+}
+
+/// Resolves once the client goes away (never once `client` is `None`: that was seen to).
+async fn gone(client: &Option<mpsc::Sender<Result<Bytes, std::io::Error>>>) {
+    match client {
+        Some(tx) => tx.closed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Sends an event to the client, unless it has gone (then `client` becomes `None`).

@@ -244,3 +244,69 @@ async fn a_stream_that_ends_unanswered_and_cannot_resume_gives_an_error_and_free
     let answer = post_mcp(guard, &lookup(2)).await.json();
     assert_eq!(answer["result"]["isError"], json!(false), "{answer}");
 }
+
+/// Sets its flag when dropped.
+struct Dropped(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A server-initiated stream (GET) that never ends: a comment every 20 ms; `gone` is set when
+/// the server stops sending it (its connection closed).
+async fn endless_stream(State(gone): State<Arc<std::sync::atomic::AtomicBool>>) -> Response {
+    let guard = Dropped(gone);
+    let events = futures_util::stream::unfold(guard, |guard| async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Some((
+            Ok::<_, std::io::Error>(Bytes::from_static(b": keep-alive\n\n")),
+            guard,
+        ))
+    });
+    (
+        [("content-type", "text/event-stream")],
+        Body::from_stream(events),
+    )
+        .into_response()
+}
+
+#[tokio::test]
+async fn a_stream_nobody_reads_and_nothing_awaits_is_let_go() {
+    let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let upstream = serve(
+        Router::new()
+            .fallback(endless_stream)
+            .with_state(gone.clone()),
+    )
+    .await;
+    let fixture = Fixture::new();
+    let proxy = McpHttpProxy::new(
+        Upstream::new(&format!("http://{upstream}/mcp"), Duration::from_secs(5)).expect("url"),
+        McpHttpConfig::default(),
+        fixture.enforcers(),
+    );
+    let guard = serve(proxy.router()).await;
+    let req = Request::get(format!("http://{guard}/mcp"))
+        .header("accept", "text/event-stream")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    // The stream's head, then the client leaves (the keep-alive comments are not relayed: no
+    // event reaches it).
+    let resp = tokio::time::timeout(Duration::from_secs(10), client().request(req))
+        .await
+        .expect("in time")
+        .expect("answer head");
+    assert_eq!(resp.status(), 200);
+    drop(resp);
+    // The guard stops reading the upstream's stream, which then ends on the server's side.
+    let let_go = async {
+        while !gone.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), let_go)
+        .await
+        .expect("the upstream stream is closed once nobody reads it");
+}
