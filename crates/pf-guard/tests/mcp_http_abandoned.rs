@@ -70,12 +70,7 @@ async fn a_result_whose_client_left_is_still_checked_logged_and_released() {
     let go = Arc::new(Notify::new());
     let upstream = serve(Router::new().fallback(slow_server).with_state(go.clone())).await;
     let fixture = Fixture::new();
-    let proxy = McpHttpProxy::new(
-        Upstream::new(&format!("http://{upstream}/mcp"), Duration::from_secs(5)).expect("url"),
-        McpHttpConfig::default(),
-        fixture.enforcers(),
-    );
-    let guard = serve(proxy.router()).await;
+    let guard = guard_to(upstream, fixture.enforcers()).await;
 
     let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
         "params": {"name": "lookup_order", "arguments": {"order_id": "ORD-000123"}}});
@@ -156,11 +151,25 @@ fn one_at_a_time(
             Committer::with_salt([1; 32]),
         )
     };
-    McpHttpProxy::new(
-        Upstream::new(&format!("http://{upstream}/mcp"), Duration::from_secs(5)).expect("url"),
-        McpHttpConfig::default(),
-        enforcers,
-    )
+    proxy_to(upstream, enforcers)
+}
+
+/// A guard in front of the MCP endpoint of `upstream`, with sessions enforced by `enforcers`.
+fn proxy_to(
+    upstream: std::net::SocketAddr,
+    enforcers: impl Fn() -> PolicyEnforcer + Send + Sync + 'static,
+) -> Arc<McpHttpProxy<PolicyEnforcer>> {
+    let url = format!("http://{upstream}/mcp");
+    let upstream = Upstream::new(&url, Duration::from_secs(5)).expect("url");
+    McpHttpProxy::new(upstream, McpHttpConfig::default(), enforcers)
+}
+
+/// [`proxy_to`], served on a fresh loopback port; its address.
+async fn guard_to(
+    upstream: std::net::SocketAddr,
+    enforcers: impl Fn() -> PolicyEnforcer + Send + Sync + 'static,
+) -> std::net::SocketAddr {
+    serve(proxy_to(upstream, enforcers).router()).await
 }
 
 fn lookup(id: u64) -> Value {
@@ -282,12 +291,7 @@ async fn a_stream_nobody_reads_and_nothing_awaits_is_let_go() {
     )
     .await;
     let fixture = Fixture::new();
-    let proxy = McpHttpProxy::new(
-        Upstream::new(&format!("http://{upstream}/mcp"), Duration::from_secs(5)).expect("url"),
-        McpHttpConfig::default(),
-        fixture.enforcers(),
-    );
-    let guard = serve(proxy.router()).await;
+    let guard = guard_to(upstream, fixture.enforcers()).await;
     let req = Request::get(format!("http://{guard}/mcp"))
         .header("accept", "text/event-stream")
         .body(Full::new(Bytes::new()))
