@@ -358,15 +358,11 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
             // §2.1.4: 202 answers input without requests; a request it leaves unanswered would
             // keep the client waiting, so it gets an error here.
             let mut local = local;
-            self.fail_pending(&session, &sent);
-            local.extend(sent.iter().map(|r| {
-                error_response(
-                    Some(&r.client),
-                    ErrorCode::InternalError,
-                    "upstream accepted this request without answering it",
-                    None,
-                )
-            }));
+            local.extend(give_up(
+                &mut lock(&session),
+                &sent,
+                "upstream accepted this request without answering it",
+            ));
             if local.is_empty() {
                 return (StatusCode::ACCEPTED, out_headers).into_response();
             }
@@ -419,18 +415,11 @@ impl<E: Enforcer + 'static> McpHttpProxy<E> {
                 out.extend(route_from_server(&mut s, a));
             }
             // A request the upstream did not answer would leave the client waiting forever.
-            for r in &sent {
-                if !s.awaits(&r.ours) {
-                    continue;
-                }
-                s.server_failed(&r.ours);
-                out.push(error_response(
-                    Some(&r.client),
-                    ErrorCode::InternalError,
-                    "upstream sent no valid response to this request",
-                    None,
-                ));
-            }
+            out.extend(give_up(
+                &mut s,
+                &sent,
+                "upstream sent no valid response to this request",
+            ));
         }
         let body = if !batch && out.len() == 1 {
             out.pop().unwrap_or(Value::Null)
@@ -582,6 +571,25 @@ fn route_from_server<E: Enforcer>(session: &mut McpSession<E>, value: Value) -> 
             None
         }
     }
+}
+
+/// Gives up on the requests in `sent` the server has not answered: each stops counting as in
+/// flight, and the errors (saying `why`) to send their clients instead of answers.
+fn give_up<E: Enforcer>(s: &mut McpSession<E>, sent: &[Sent], why: &str) -> Vec<Value> {
+    let mut errors = Vec::new();
+    for r in sent {
+        if !s.awaits(&r.ours) {
+            continue;
+        }
+        s.server_failed(&r.ours);
+        errors.push(error_response(
+            Some(&r.client),
+            ErrorCode::InternalError,
+            why,
+            None,
+        ));
+    }
+    errors
 }
 
 /// A request forwarded upstream: the client's id, and the guard's it was sent under.

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::support_spec;
+use common::{stop_cleanly, support_spec};
 use pf_testkit::http::read_message;
 use pf_testkit::net::{free_loopback_addr, wait_listening};
 
@@ -155,13 +155,7 @@ fn concurrent_clients_are_served_and_every_decision_logged(threads: &str) {
     // The refused calls never reached the server.
     assert_eq!(calls.load(Ordering::SeqCst) as u64, CLIENTS * CALLS);
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &guard.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = guard.wait().expect("guard exits");
-    assert!(status.success(), "{status:?}");
+    stop_cleanly(&mut guard);
 
     let records: Vec<Value> = std::fs::read_to_string(&log)
         .expect("log")

@@ -12,6 +12,8 @@ use pf_testkit::net::{free_loopback_addr, wait_listening};
 
 use serde_json::{Value, json};
 
+mod common;
+
 /// Runs the client script `name` (in tests/interop) with `args`; what it printed, as JSON.
 fn run_client(name: &str, args: &[&OsStr]) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -222,13 +224,7 @@ fn the_sdk_client_over_streamable_http_sees_only_what_the_spec_allows_from_the_e
     let concurrent: Vec<String> = (0..8).map(|i| format!("Echo: call {i}")).collect();
     assert_eq!(seen["concurrent"], json!(concurrent), "{seen}");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &guard.0.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = guard.0.wait().expect("guard exits");
-    assert!(status.success(), "{status:?}");
+    common::stop_cleanly(&mut guard.0);
 
     let calls = decisions(&log, "call");
     let count = |tool: &str, effect: &str| {

@@ -11,9 +11,8 @@ use hyper::body::Incoming;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::{Sent, Shared, json_string, route_from_server};
+use super::{Sent, Shared, give_up, json_string, route_from_server};
 use crate::enforcer::Enforcer;
-use crate::jsonrpc::{ErrorCode, error_response};
 use crate::lock::lock;
 use crate::sse::{self, Event, Parser};
 
@@ -113,23 +112,13 @@ fn awaited<E: Enforcer>(session: &Shared<E>, sent: &[Sent]) -> bool {
     }
 }
 
-/// Gives up on the requests in `sent` still awaited: each stops counting as in flight, and the
-/// errors to send their clients instead of answers.
+/// Gives up on the requests in `sent` still awaited (see [`give_up`]).
 fn unanswered<E: Enforcer>(session: &Shared<E>, sent: &[Sent]) -> Vec<Value> {
-    let mut s = lock(session);
-    let mut errors = Vec::new();
-    for r in sent {
-        if !s.awaits(&r.ours) {
-            continue;
-        }
-        s.server_failed(&r.ours);
-        errors.push(error_response(
-            Some(&r.client),
-            ErrorCode::InternalError,
-            "upstream ended the event stream without answering this request",
-            None,
-        ));
-    }
+    let errors = give_up(
+        &mut lock(session),
+        sent,
+        "upstream ended the event stream without answering this request",
+    );
     if !errors.is_empty() {
         tracing::warn!(
             requests = errors.len(),

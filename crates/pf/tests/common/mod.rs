@@ -7,6 +7,18 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
+/// Stops a running `pf guard` with SIGTERM and checks that it exits cleanly (having written
+/// every queued decision record).
+pub fn stop_cleanly(guard: &mut Child) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &guard.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = guard.wait().expect("guard exits");
+    assert!(status.success(), "{status:?}");
+}
+
 /// Runs the `pf` binary with `args` in `cwd`.
 pub fn pf(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pf"))
