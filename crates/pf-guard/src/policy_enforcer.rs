@@ -89,11 +89,6 @@ impl PolicyEnforcer {
         self.policy.agent()
     }
 
-    /// The session id this enforcer's records carry.
-    pub fn session(&self) -> &str {
-        &self.session
-    }
-
     /// The anomaly monitor, if any.
     pub fn anomaly_monitor(&self) -> Option<&AnomalyMonitor> {
         self.anomaly.as_ref()
